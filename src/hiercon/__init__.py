@@ -1,0 +1,40 @@
+"""hiercon: label-aware and hierarchy-aware contrastive learning for Hugging Face transformers."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# Public name -> module that defines it. Imported on first use so that ``import hiercon``
+# stays light (no transformers import until a model or trainer is needed).
+_EXPORTS: dict[str, str] = {
+    "LabelTaxonomy": "hiercon.taxonomy",
+    "ContrastiveModel": "hiercon.modeling",
+    "ContrastiveTrainer": "hiercon.training",
+    "ClassifierTrainer": "hiercon.training",
+    "build_classifier": "hiercon.modeling",
+    "MultiLabelPredictor": "hiercon.inference",
+    "HierconError": "hiercon.errors",
+    "TaxonomyError": "hiercon.errors",
+    "UnknownLabelError": "hiercon.errors",
+    "LossInputError": "hiercon.errors",
+    "ConfigError": "hiercon.errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hiercon.errors import ConfigError, HierconError, LossInputError, TaxonomyError, UnknownLabelError
+    from hiercon.inference import MultiLabelPredictor
+    from hiercon.modeling import ContrastiveModel, build_classifier
+    from hiercon.taxonomy import LabelTaxonomy
+    from hiercon.training import ClassifierTrainer, ContrastiveTrainer
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hiercon' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,30 @@
+"""hiercon's contrastive losses: one pairwise core (:mod:`hiercon.losses.core`) and one builder per loss."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "SupConLoss": "hiercon.losses.supcon",
+    "JaccardSupConLoss": "hiercon.losses.jaccard_supcon",
+    "MulSupConLoss": "hiercon.losses.mulsupcon",
+    "AbaloneLoss": "hiercon.losses.abalone",
+    "RegLoss": "hiercon.losses.reg",
+    "PrototypeLoss": "hiercon.losses.prototype",
+    "HiMulConELoss": "hiercon.losses.himulcone",
+    "ClInfoNCELoss": "hiercon.losses.cl_infonce",
+    "HCSCLoss": "hiercon.losses.hcsc",
+    "MomentumQueue": "hiercon.losses.momentum",
+    "RankedContrastiveLoss": "hiercon.losses.ranked",
+    "ContrastiveLoss": "hiercon.losses.base",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hiercon.losses' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
