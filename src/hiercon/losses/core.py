@@ -54,17 +54,27 @@ def check_temperature(temperature: float | torch.Tensor, name: str = "temperatur
         raise LossInputError(f"{name} must be positive and finite, got {temperature!r}")
 
 
+def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
+    """The dtype the core computes in: float32, or float64 when an input is float64."""
+    dtype = torch.float32
+    for tensor in tensors:
+        dtype = torch.promote_types(dtype, tensor.dtype)
+    return dtype
+
+
 def similarity_logits(
     anchors: torch.Tensor, keys: torch.Tensor, temperature: float | torch.Tensor
 ) -> torch.Tensor:
-    """``anchors @ keys.T / temperature`` in float32, whatever the autocast context.
+    """``anchors @ keys.T / temperature`` in at least float32, whatever the autocast context.
 
+    Half-precision inputs are computed in float32; float64 inputs stay float64.
     ``temperature`` is a scalar, a per-key ``[N]`` tensor, or an ``[A, N]`` tensor.
     """
+    dtype = compute_dtype(anchors, keys)
     with torch.autocast(device_type=anchors.device.type, enabled=False):
-        logits = anchors.float() @ keys.float().T
+        logits = anchors.to(dtype) @ keys.to(dtype).T
         if isinstance(temperature, torch.Tensor):
-            temperature = temperature.to(device=logits.device, dtype=torch.float32)
+            temperature = temperature.to(device=logits.device, dtype=dtype)
         return logits / temperature
 
 
@@ -85,13 +95,13 @@ def masked_log_softmax(
     row_has_key = valid.any(dim=1, keepdim=True)
     masked = logits.masked_fill(~valid & row_has_key, float("-inf"))
     if denominator_weights is not None:
-        log_beta = torch.where(valid, denominator_weights.float().clamp_min(1e-38).log(), 0.0)
+        log_beta = torch.where(valid, denominator_weights.to(logits.dtype).clamp_min(1e-38).log(), 0.0)
         masked = masked + log_beta
     return logits - torch.logsumexp(masked, dim=1, keepdim=True)
 
 
 def _normalised_weights(positive_weights: torch.Tensor, row_normalize: bool) -> torch.Tensor:
-    weights = positive_weights.float()
+    weights = positive_weights
     if row_normalize:
         weights = weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-12)
     return weights
@@ -116,13 +126,16 @@ def anchor_losses(
     valid = valid.bool()
     positive = (positive_weights > 0) & valid
     counted = positive.any(dim=1) & valid.any(dim=1)
+    positive_weights = positive_weights.to(logits.dtype)
     weights = _normalised_weights(torch.where(positive, positive_weights, 0.0), row_normalize)
 
     if reduction == "per_positive":
         negatives = valid & ~positive
         neg_logits = logits.masked_fill(~negatives, float("-inf"))
         if denominator_weights is not None:
-            log_beta = torch.where(negatives, denominator_weights.float().clamp_min(1e-38).log(), 0.0)
+            log_beta = torch.where(
+                negatives, denominator_weights.to(logits.dtype).clamp_min(1e-38).log(), 0.0
+            )
             neg_logits = neg_logits + log_beta
         has_neg = negatives.any(dim=1, keepdim=True)
         log_neg = torch.logsumexp(torch.where(has_neg, neg_logits, 0.0), dim=1, keepdim=True)
@@ -140,7 +153,7 @@ def anchor_losses(
         losses = -(weights * torch.where(positive, logp, 0.0)).sum(dim=1)
 
     if gradient_regularization:
-        surplus = (logp.detach().exp() - positive_weights.float()).clamp_min(0.0)
+        surplus = (logp.detach().exp() - positive_weights).clamp_min(0.0)
         losses = losses - torch.where(positive, surplus * logits, 0.0).sum(dim=1)
     losses = torch.where(counted, losses, 0.0)
     return losses, counted
@@ -160,22 +173,23 @@ def reduce_anchors(
     is multiplied by the world size, so that the data-parallel mean of the processes' gradients
     equals the gradient of one process holding the whole batch.
     """
-    weights = counted.float() if anchor_weights is None else anchor_weights.float() * counted.float()
+    dtype = losses.dtype
+    weights = counted.to(dtype) if anchor_weights is None else anchor_weights.to(dtype) * counted.to(dtype)
     total = (weights * losses).sum()
     if isinstance(normalizer, str):
         if normalizer not in _NORMALIZERS:
             raise LossInputError(f"normalizer must be one of {_NORMALIZERS} or a number, got {normalizer!r}")
         if normalizer == "valid_anchors":
-            count = counted.float().sum()
+            count = counted.to(dtype).sum()
         elif normalizer == "anchors":
-            count = torch.tensor(float(losses.shape[0]), device=losses.device)
+            count = torch.tensor(float(losses.shape[0]), device=losses.device, dtype=dtype)
         else:
             count = weights.sum()
         count = count.detach()
         if across_processes and distributed.is_distributed():
             count = distributed.sum_across_processes(count) / distributed.world_size()
     else:
-        count = torch.tensor(float(normalizer), device=losses.device)
+        count = torch.tensor(float(normalizer), device=losses.device, dtype=dtype)
     return total / count.clamp_min(1e-12) if bool(count > 0) else total * 0.0
 
 
@@ -277,7 +291,7 @@ def build_pair_batch(
         )
     flat = embeddings.reshape(batch * views, dim)
     if normalize:
-        flat = F.normalize(flat.float(), dim=-1)
+        flat = F.normalize(flat.to(compute_dtype(flat)), dim=-1)
     device = flat.device
     local_items = torch.arange(batch, device=device).repeat_interleave(views)
     anchor_labels = None if labels is None else labels.repeat_interleave(views, dim=0)

@@ -1,0 +1,117 @@
+r"""REG: the gradient-regularised multi-label contrastive loss of Audibert, Gauffre & Amini (2024)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+
+from hiercon.errors import LossInputError
+from hiercon.losses import distributed
+from hiercon.losses.core import contrastive_loss
+from hiercon.losses.jaccard_supcon import AUDIBERT_CITATION
+from hiercon.losses.labels import label_counts, label_overlap
+from hiercon.losses.prototype import PrototypeContrastiveLoss
+
+
+def overlap_affinity(anchor_labels: torch.Tensor, key_labels: torch.Tensor, alpha: float) -> torch.Tensor:
+    r"""``[A, N]`` :math:`f(x_{ab})` with :math:`x_{ab} = |y_a \cap y_b| / |y_b|` (0 without overlap).
+
+    :math:`f(x) = x^\alpha` for :math:`\alpha \ge 0`; for :math:`\alpha < 0`, the hard threshold
+    :math:`f(x) = 1[x = 1]` (the key's labels are a subset of the anchor's).
+    """
+    inter, _ = label_overlap(anchor_labels, key_labels)
+    key_sizes = label_counts(key_labels)[None, :]
+    if alpha < 0:
+        return ((inter == key_sizes) & (inter > 0)).to(inter.dtype)
+    share = inter / key_sizes.clamp_min(1)
+    return torch.where(inter > 0, share.pow(alpha), 0.0)
+
+
+def reg_target_weights(
+    anchor_labels: torch.Tensor, key_labels: torch.Tensor, valid: torch.Tensor, alpha: float = 1.0
+) -> torch.Tensor:
+    r"""REG's targets ``[A, N]``:
+    :math:`W_{ab} = \frac{1}{|y_a|} \sum_{c \in y_a \cap y_b} \frac{f(x_{ab})}{n_{ac}}`, with
+    :math:`n_{ac} = \sum_{b : D_{ab}, y_{bc} = 1} f(x_{ab})`.
+
+    A row sums to one when each label of the anchor has a valid key carrying it.
+    """
+    affinity = overlap_affinity(anchor_labels, key_labels, alpha) * valid
+    per_label = affinity @ key_labels
+    spread = torch.where(per_label > 0, anchor_labels / per_label.clamp_min(1e-12), 0.0)
+    return affinity * (spread @ key_labels.T) / label_counts(anchor_labels).clamp_min(1)[:, None]
+
+
+class RegLoss(PrototypeContrastiveLoss):
+    r"""Multi-label contrastive loss with gradient regularisation ("REG", arXiv 2412.00101).
+
+    Items are the batch's samples and the ``num_labels`` learnable prototypes (prototype
+    :math:`c` carries the label set :math:`\{c\}`); every item is an anchor against all other
+    items. With the targets :math:`W` of :func:`reg_target_weights` and
+    :math:`p_{ab} = e^{l_{ab}} / \sum_{k \ne a} e^{l_{ak}}`,
+
+    .. math::
+
+        L_a = -\sum_b W_{ab} \log p_{ab}
+              - \sum_b \mathrm{sg}\big(\max(p_{ab} - W_{ab}, 0)\big)\, 1[W_{ab} > 0]\, l_{ab},
+        \qquad L = \frac{1}{\#\{a : \sum_b W_{ab} > 0\}} \sum_a L_a
+
+    The second term (``gradient_regularization``) stops pulling a positive once its softmax
+    share exceeds its target; without it this is the ``mscwrg`` ablation. ``alpha`` shapes
+    :math:`f(x) = x^\alpha`; a negative ``alpha`` keeps only keys whose labels the anchor holds.
+    """
+
+    citation: ClassVar[str] = AUDIBERT_CITATION
+
+    def __init__(
+        self,
+        num_labels: int,
+        embedding_dim: int,
+        temperature: float = 0.1,
+        alpha: float = 1.0,
+        gradient_regularization: bool = True,
+        gather_across_processes: bool = True,
+    ) -> None:
+        super().__init__(num_labels, embedding_dim, temperature, gather_across_processes)
+        if not abs(float(alpha)) < float("inf"):
+            raise LossInputError(f"alpha must be a finite number, got {alpha!r}")
+        self.alpha = float(alpha)
+        self.gradient_regularization = gradient_regularization
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        batch = self.pair_batch(embeddings, labels, gather=self.gather_across_processes)
+        prototypes = self.unit_prototypes(batch.anchors)
+        dtype = prototypes.dtype
+        identity = torch.eye(self.num_labels, dtype=dtype, device=prototypes.device)
+        anchor_labels = torch.cat([batch.anchor_labels.to(dtype), identity])
+        key_labels = torch.cat([batch.key_labels.to(dtype), identity])
+        not_self = ~_item_self_mask(batch.self_mask, self.num_labels)
+        weights = reg_target_weights(anchor_labels, key_labels, not_self, self.alpha)
+        anchor_weights = torch.ones(anchor_labels.shape[0], dtype=dtype, device=prototypes.device)
+        anchor_weights[batch.anchors.shape[0] :] = 1.0 / (
+            distributed.world_size() if batch.across_processes else 1
+        )
+        return contrastive_loss(
+            torch.cat([batch.anchors.to(dtype), prototypes]),
+            torch.cat([batch.keys.to(dtype), prototypes]),
+            weights,
+            not_self,
+            self.temperature,
+            row_normalize=False,
+            gradient_regularization=self.gradient_regularization,
+            anchor_weights=anchor_weights,
+            normalizer="weights",
+            across_processes=batch.across_processes,
+        )
+
+
+def _item_self_mask(sample_self_mask: torch.Tensor, num_prototypes: int) -> torch.Tensor:
+    """Self mask over items = samples then prototypes: ``[[S, 0], [0, I]]``."""
+    anchors, keys = sample_self_mask.shape
+    mask = torch.zeros(
+        anchors + num_prototypes, keys + num_prototypes, dtype=torch.bool, device=sample_self_mask.device
+    )
+    mask[:anchors, :keys] = sample_self_mask
+    mask[anchors:, keys:] = torch.eye(num_prototypes, dtype=torch.bool, device=sample_self_mask.device)
+    return mask
