@@ -1,0 +1,348 @@
+"""Loading a recipe's data through ``datasets`` and turning its labels into taxonomy multi-hots.
+
+Sources: a Hub dataset name, one data file (csv, tsv, json, jsonl, parquet; compressed is fine),
+a folder of split files (``<split>*.<ext>``), ``data_files`` (split -> files) or a ``DatasetDict``
+saved with ``save_to_disk``. Label columns hold label names, integer ids, multi-hot vectors or
+taxonomy paths (``"positive/joy/amusement"``); every format becomes the column ``labels``: a
+float multi-hot over all taxonomy nodes, ancestors switched on (``LabelTaxonomy.encode``).
+
+Integer ids name labels through the column's ``ClassLabel`` names when it has them, else through
+``label_template`` (``"class:{}"``), else they index the taxonomy's labels. Multi-hot vectors
+follow the order of the taxonomy's labels or leaves, whichever has their length; several 0/1
+columns are read as one label each, named after the column.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from datasets import ClassLabel, Dataset, DatasetDict, load_dataset, load_from_disk
+
+from hiercon.errors import ConfigError
+from hiercon.recipe.arguments import DataArguments
+from hiercon.recipe.config import COMPRESSION_SUFFIXES, closest
+
+logger = logging.getLogger(__name__)
+
+LABELS = "labels"
+BUILDERS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".json": "json",
+    ".jsonl": "json",
+    ".parquet": "parquet",
+    ".arrow": "arrow",
+}
+
+
+@dataclass
+class RecipeData:
+    """Train, validation and test splits with a ``labels`` multi-hot column, and their taxonomy."""
+
+    train: Dataset
+    validation: Dataset
+    test: Dataset
+    taxonomy: Any
+    input_column: str
+    modality: str
+
+    def splits(self) -> dict[str, Dataset]:
+        return {"train": self.train, "validation": self.validation, "test": self.test}
+
+
+def file_suffix(path: str | Path) -> str:
+    """The data suffix of ``path`` with any compression suffix removed (``.jsonl.gz`` -> ``.jsonl``)."""
+    suffixes = [suffix.lower() for suffix in Path(path).suffixes]
+    while suffixes and suffixes[-1] in COMPRESSION_SUFFIXES:
+        suffixes.pop()
+    return suffixes[-1] if suffixes else ""
+
+
+def builder_for(files: Iterable[str]) -> tuple[str, dict[str, Any]]:
+    """The ``datasets`` builder name and its options for a set of data files of one format."""
+    suffixes = {file_suffix(file) for file in files}
+    unknown = suffixes - set(BUILDERS)
+    if unknown:
+        raise ConfigError(
+            f"cannot read data files with suffix {sorted(unknown)}; use one of {', '.join(sorted(BUILDERS))}"
+        )
+    builders = {BUILDERS[suffix] for suffix in suffixes}
+    if len(builders) > 1:
+        raise ConfigError(f"data files mix formats {sorted(suffixes)}; give files of one format")
+    options = {"delimiter": "\t"} if suffixes == {".tsv"} else {}
+    return builders.pop(), options
+
+
+def discover_split_files(folder: Path, split_names: Sequence[str]) -> dict[str, list[str]]:
+    """Files in ``folder`` whose name starts with a split's name, e.g. ``dev_hier.jsonl.gz`` for ``dev``."""
+    files = sorted(path for path in folder.iterdir() if path.is_file() and file_suffix(path) in BUILDERS)
+    found: dict[str, list[str]] = {}
+    for split in split_names:
+        matching = [str(path) for path in files if path.name.startswith(split)]
+        if matching:
+            found[split] = matching
+    if not found:
+        raise ConfigError(
+            f"folder {str(folder)!r} has no data files named after the splits {list(split_names)} "
+            f"(found: {[path.name for path in files]})"
+        )
+    return found
+
+
+def load_raw(args: DataArguments) -> DatasetDict:
+    """Every split the configured source offers."""
+    split_names = [name for name in (args.train_split, args.validation_split, args.test_split) if name]
+    if args.data_files:
+        files = {
+            split: value if isinstance(value, list) else [value] for split, value in args.data_files.items()
+        }
+        return _load_files(files)
+    source = args.dataset
+    assert source is not None
+    path = Path(source)
+    if path.is_dir():
+        if (path / "dataset_dict.json").is_file():
+            return load_from_disk(str(path))
+        if (path / "state.json").is_file():
+            return DatasetDict({args.train_split: load_from_disk(str(path))})
+        return _load_files(discover_split_files(path, split_names))
+    if path.is_file():
+        return _load_files({args.train_split: [str(path)]})
+    try:
+        return load_dataset(source, args.dataset_config)
+    except Exception as error:  # the Hub client raises many kinds
+        raise ConfigError(f"cannot load dataset {source!r}: {error}") from error
+
+
+def _load_files(files: dict[str, list[str]]) -> DatasetDict:
+    builder, options = builder_for(file for group in files.values() for file in group)
+    return load_dataset(builder, data_files=files, **options)
+
+
+def subsample(dataset: Dataset, limit: int | None, seed: int) -> Dataset:
+    """A seeded random subset of at most ``limit`` rows (all rows when ``limit`` is None)."""
+    if limit is None or limit >= len(dataset):
+        return dataset
+    return dataset.shuffle(seed=seed).select(range(limit)).flatten_indices()
+
+
+def pick_splits(raw: DatasetDict, args: DataArguments, seed: int) -> tuple[Dataset, Dataset, Dataset]:
+    """(train, validation, test): validation is held out of train when absent; test falls back to validation."""
+    if args.train_split not in raw:
+        raise ConfigError(
+            f"dataset has no split {args.train_split!r} (data.train_split); splits: {list(raw)}"
+        )
+    train = raw[args.train_split]
+    if args.validation_split and args.validation_split in raw:
+        validation = raw[args.validation_split]
+    else:
+        logger.warning(
+            "no split %r: holding out %.0f%% of train", args.validation_split, 100 * args.validation_fraction
+        )
+        parts = train.train_test_split(test_size=args.validation_fraction, seed=seed)
+        train, validation = parts["train"], parts["test"]
+    if args.test_split and args.test_split in raw:
+        test = raw[args.test_split]
+    else:
+        logger.warning("no split %r: the test metrics are measured on the validation split", args.test_split)
+        test = validation
+    return (
+        subsample(train, args.max_train_samples, seed),
+        subsample(validation, args.max_eval_samples, seed),
+        subsample(test, args.max_test_samples, seed),
+    )
+
+
+def check_columns(dataset: Dataset, args: DataArguments, split: str) -> None:
+    """Refuse a split that lacks the input column or a label column, naming it."""
+    wanted = [args.text_column or args.image_column, *args.label_columns]
+    available = list(dataset.column_names)
+    for column in wanted:
+        if column not in available:
+            suggestion = closest(str(column), available)
+            hint = f"; did you mean {suggestion!r}?" if suggestion else ""
+            raise ConfigError(
+                f"column {column!r} is missing from the {split} split (columns: {available}){hint}"
+            )
+
+
+def class_names(dataset: Dataset, column: str) -> list[str] | None:
+    """The ``ClassLabel`` names of a column of ids or of lists of ids, if it has them."""
+    feature = dataset.features[column]
+    inner = getattr(feature, "feature", None)
+    for candidate in (feature, inner):
+        if isinstance(candidate, ClassLabel):
+            return list(candidate.names)
+    return None
+
+
+def as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return list(value)
+    return [value]
+
+
+class LabelReader:
+    """Turns the raw values of one example's label columns into a set of taxonomy label names."""
+
+    def __init__(self, args: DataArguments, taxonomy: Any, dataset: Dataset) -> None:
+        self.args = args
+        self.taxonomy = taxonomy
+        self.names_by_column = {column: class_names(dataset, column) for column in args.label_columns}
+        self.known = set(taxonomy.labels)
+
+    def named(self, raw: Any) -> str:
+        text = str(raw)
+        return self.args.label_template.format(text) if self.args.label_template else text
+
+    def from_ids(self, column: str, values: list[Any]) -> list[str]:
+        names = self.names_by_column[column]
+        labels = []
+        for value in values:
+            index = int(value)
+            if names is not None:
+                labels.append(self.named(names[index]))
+            elif self.args.label_template:
+                labels.append(self.named(index))
+            else:
+                labels.append(self.taxonomy.label(index))
+        return labels
+
+    def from_multi_hot(self, column: str, values: list[Any]) -> list[str]:
+        if len(values) == 1 and len(self.args.label_columns) > 1:
+            return [self.named(column)] if float(values[0]) > 0.5 else []
+        order = self._multi_hot_order(len(values), column)
+        return [order[index] for index, value in enumerate(values) if float(value) > 0.5]
+
+    def _multi_hot_order(self, width: int, column: str) -> list[str]:
+        if width == self.taxonomy.num_labels:
+            return list(self.taxonomy.labels)
+        if width == len(self.taxonomy.leaves):
+            return list(self.taxonomy.leaves)
+        raise ConfigError(
+            f"multi-hot column {column!r} has {width} entries, but the taxonomy has {self.taxonomy.num_labels} "
+            f"labels and {len(self.taxonomy.leaves)} leaves"
+        )
+
+    def from_paths(self, values: list[Any]) -> list[str]:
+        labels = []
+        for value in values:
+            parts = [part for part in str(value).split(self.args.path_separator) if part]
+            if parts:
+                labels.append(self.named(parts[-1]))
+        return labels
+
+    def read(self, row: dict[str, Any], position: int) -> list[str]:
+        labels: list[str] = []
+        for column in self.args.label_columns:
+            values = as_list(row[column])
+            if self.args.label_format == "names":
+                labels.extend(self.named(value) for value in values)
+            elif self.args.label_format == "ids":
+                labels.extend(self.from_ids(column, values))
+            elif self.args.label_format == "multi_hot":
+                labels.extend(self.from_multi_hot(column, values))
+            else:
+                labels.extend(self.from_paths(values))
+        for label in labels:
+            if label not in self.known:
+                suggestion = closest(label, list(self.known))
+                hint = f"; did you mean {suggestion!r}? (data.label_template may help)" if suggestion else ""
+                raise ConfigError(
+                    f"label {label!r} of row {position} (columns {self.args.label_columns}) is not in the taxonomy{hint}"
+                )
+        return sorted(set(labels))
+
+
+def encode_split(dataset: Dataset, args: DataArguments, taxonomy: Any, split: str) -> Dataset:
+    """``dataset`` with a float ``labels`` multi-hot over the taxonomy's nodes (label columns dropped)."""
+    reader = LabelReader(args, taxonomy, dataset)
+    columns = [column for column in args.label_columns if column in dataset.column_names]
+
+    def encode(batch: dict[str, list[Any]], indices: list[int]) -> dict[str, Any]:
+        rows = [{column: batch[column][offset] for column in columns} for offset in range(len(indices))]
+        label_sets = [reader.read(row, position) for row, position in zip(rows, indices)]
+        return {LABELS: taxonomy.encode(label_sets).numpy().astype(np.float32).tolist()}
+
+    keep = {args.text_column or args.image_column}
+    removed = [column for column in dataset.column_names if column not in keep]
+    return dataset.map(
+        encode,
+        batched=True,
+        with_indices=True,
+        remove_columns=removed,
+        num_proc=args.preprocessing_num_workers,
+        desc=f"Encoding {split} labels",
+    )
+
+
+def load_taxonomy(args: DataArguments, train: Dataset) -> Any:
+    """The configured taxonomy file, or one built from the labels of the train split."""
+    from hiercon.taxonomy import LabelTaxonomy
+
+    if args.taxonomy:
+        return LabelTaxonomy.from_file(args.taxonomy)
+    first = args.label_columns[0]
+    if args.label_format == "ids" and len(args.label_columns) == 1:
+        names = class_names(train, first)
+        if names is not None and not args.label_template:
+            return LabelTaxonomy.from_labels(names)
+    if args.label_format == "paths":
+        paths = sorted(
+            {str(value) for column in args.label_columns for row in train[column] for value in as_list(row)}
+        )
+        if args.label_template:
+            raise ConfigError("data.label_template needs data.taxonomy when labels are paths")
+        return LabelTaxonomy.from_paths(paths, sep=args.path_separator)
+    if args.label_format == "multi_hot" and len(args.label_columns) > 1:
+        return LabelTaxonomy.from_labels(
+            [args.label_template.format(c) if args.label_template else c for c in args.label_columns]
+        )
+    if args.label_format == "names":
+        names = {
+            args.label_template.format(value) if args.label_template else str(value)
+            for column in args.label_columns
+            for row in train[column]
+            for value in as_list(row)
+        }
+        return LabelTaxonomy.from_labels(sorted(names))
+    raise ConfigError(
+        f"labels in format {args.label_format!r} need data.taxonomy (a taxonomy file) to name them"
+    )
+
+
+def prepare_input(dataset: Dataset, args: DataArguments) -> Dataset:
+    """Image columns of file paths become decoded images."""
+    if args.image_column and dataset.features[args.image_column].dtype == "string":
+        from datasets import Image
+
+        return dataset.cast_column(args.image_column, Image())
+    return dataset
+
+
+def load_recipe_data(args: DataArguments, seed: int = 42) -> RecipeData:
+    """Load, check, subsample and encode all splits; every problem surfaces before training starts."""
+    raw = load_raw(args)
+    train, validation, test = pick_splits(raw, args, seed)
+    for split, dataset in (("train", train), ("validation", validation), ("test", test)):
+        check_columns(dataset, args, split)
+    taxonomy = load_taxonomy(args, train)
+    encoded = {
+        split: prepare_input(encode_split(dataset, args, taxonomy, split), args)
+        for split, dataset in (("train", train), ("validation", validation), ("test", test))
+    }
+    return RecipeData(
+        train=encoded["train"],
+        validation=encoded["validation"],
+        test=encoded["test"],
+        taxonomy=taxonomy,
+        input_column=args.text_column or args.image_column or "",
+        modality="text" if args.text_column else "image",
+    )
