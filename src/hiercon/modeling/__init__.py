@@ -27,6 +27,8 @@ def __getattr__(name: str) -> Any:
         except ModuleNotFoundError as error:
             if error.name != "hiercon.modeling.classifier":
                 raise
-            raise AttributeError("hiercon.modeling.build_classifier is not available in this installation") from error
+            raise AttributeError(
+                "hiercon.modeling.build_classifier is not available in this installation"
+            ) from error
         return module.build_classifier
     raise AttributeError(f"module 'hiercon.modeling' has no attribute {name!r}")

@@ -71,7 +71,9 @@ class ContrastiveOutput(ModelOutput):
 class ProjectionHead(nn.Module):
     """``Linear -> ReLU -> Linear`` to ``projection_dim``, or the identity when ``projection_dim`` is None."""
 
-    def __init__(self, hidden_size: int, projection_dim: int | None, projection_hidden_dim: int | None) -> None:
+    def __init__(
+        self, hidden_size: int, projection_dim: int | None, projection_hidden_dim: int | None
+    ) -> None:
         super().__init__()
         if projection_dim is None:
             self.layers: nn.Module = nn.Identity()
@@ -194,7 +196,9 @@ class ContrastiveModel(nn.Module):
         ``peft_config`` (e.g. a ``peft.LoraConfig``) wraps the encoder with ``get_peft_model``.
         """
         if "trust_remote_code" in from_pretrained_kwargs:
-            raise ConfigError("trust_remote_code is not supported; use an architecture shipped with transformers")
+            raise ConfigError(
+                "trust_remote_code is not supported; use an architecture shipped with transformers"
+            )
         if isinstance(path_or_model, (str, os.PathLike)):
             encoder = AutoModel.from_pretrained(path_or_model, **from_pretrained_kwargs)
             base_model = str(path_or_model)
@@ -217,14 +221,18 @@ class ContrastiveModel(nn.Module):
         folder = Path(folder)
         config_path = folder / CONTRASTIVE_CONFIG_NAME
         if not config_path.is_file():
-            raise ConfigError(f"{folder} holds no {CONTRASTIVE_CONFIG_NAME}; it was not saved by ContrastiveModel")
+            raise ConfigError(
+                f"{folder} holds no {CONTRASTIVE_CONFIG_NAME}; it was not saved by ContrastiveModel"
+            )
         config = ContrastiveModelConfig.from_dict(json.loads(config_path.read_text()))
         encoder = AutoModel.from_pretrained(folder, **from_pretrained_kwargs)
         if (folder / ADAPTER_FOLDER).is_dir():
             from peft import PeftModel
 
             encoder = PeftModel.from_pretrained(encoder, folder / ADAPTER_FOLDER, is_trainable=True)
-        model = cls(encoder, config.pooling, config.projection_dim, config.projection_hidden_dim, config.base_model)
+        model = cls(
+            encoder, config.pooling, config.projection_dim, config.projection_hidden_dim, config.base_model
+        )
         model.contrastive_config.peft = config.peft
         model.contrastive_config.loss = config.loss
         model.contrastive_config.extra = config.extra
@@ -281,10 +289,16 @@ class ContrastiveModel(nn.Module):
         has_text = any(inputs.get(name) is not None for name in _TEXT_INPUTS)
         has_pixels = inputs.get("pixel_values") is not None
         if self.modality == "vision" and (has_text or not has_pixels):
-            given = "text inputs (input_ids)" if has_text else f"only {sorted(k for k in inputs if inputs[k] is not None)}"
+            given = (
+                "text inputs (input_ids)"
+                if has_text
+                else f"only {sorted(k for k in inputs if inputs[k] is not None)}"
+            )
             raise ConfigError(f"this vision encoder needs 'pixel_values', but it was given {given}")
         if self.modality == "text" and (has_pixels or not has_text):
-            given = "pixel_values" if has_pixels else f"only {sorted(k for k in inputs if inputs[k] is not None)}"
+            given = (
+                "pixel_values" if has_pixels else f"only {sorted(k for k in inputs if inputs[k] is not None)}"
+            )
             raise ConfigError(f"this text encoder needs 'input_ids', but it was given {given}")
 
     def encode(
@@ -322,9 +336,15 @@ class ContrastiveModel(nn.Module):
 
     # ---- training switches ----
 
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict[str, Any] | None = None) -> None:
+    def gradient_checkpointing_enable(
+        self, gradient_checkpointing_kwargs: dict[str, Any] | None = None
+    ) -> None:
         """Turn on the encoder's gradient checkpointing (non-reentrant unless told otherwise)."""
-        kwargs = {"use_reentrant": False} if gradient_checkpointing_kwargs is None else gradient_checkpointing_kwargs
+        kwargs = (
+            {"use_reentrant": False}
+            if gradient_checkpointing_kwargs is None
+            else gradient_checkpointing_kwargs
+        )
         _base_encoder(self.encoder).gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
     def gradient_checkpointing_disable(self) -> None:
@@ -381,7 +401,9 @@ class ContrastiveModel(nn.Module):
 
             adapter_file = folder / ADAPTER_FOLDER / "adapter_model.safetensors"
             if not adapter_file.is_file():
-                raise ConfigError(f"{folder} holds no LoRA adapter ({ADAPTER_FOLDER}/adapter_model.safetensors)")
+                raise ConfigError(
+                    f"{folder} holds no LoRA adapter ({ADAPTER_FOLDER}/adapter_model.safetensors)"
+                )
             set_peft_model_state_dict(self.encoder, load_file(str(adapter_file)))
         else:
             weights = folder / ENCODER_WEIGHTS_NAME

@@ -12,7 +12,9 @@ from hiercon.errors import ConfigError
 POOLING_MODES = ("cls", "mean", "pooler", "auto")
 
 # Families whose ``*ForSequenceClassification`` head reads the encoder's pooler output.
-_POOLER_HEAD_FAMILIES = frozenset({"bert", "albert", "ernie", "megatron-bert", "mobilebert", "nezha", "layoutlm"})
+_POOLER_HEAD_FAMILIES = frozenset(
+    {"bert", "albert", "ernie", "megatron-bert", "mobilebert", "nezha", "layoutlm"}
+)
 
 
 def has_pooler(encoder: nn.Module) -> bool:

@@ -125,7 +125,9 @@ class AugmentedViews:
     def _resized_crop_and_flip(self, pixels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         batch, device, cfg = pixels.shape[0], pixels.device, self.config
         area = self._uniform(batch, *cfg.crop_scale, generator, device)
-        log_ratio = self._uniform(batch, math.log(cfg.crop_ratio[0]), math.log(cfg.crop_ratio[1]), generator, device)
+        log_ratio = self._uniform(
+            batch, math.log(cfg.crop_ratio[0]), math.log(cfg.crop_ratio[1]), generator, device
+        )
         ratio = log_ratio.exp()
         width = (area * ratio).sqrt().clamp(max=1.0)
         height = (area / ratio).sqrt().clamp(max=1.0)
