@@ -30,6 +30,19 @@ class ModelArguments:
         default=128, metadata={"help": "Width of the stage-1 projection head; null for none."}
     )
     max_length: int = field(default=128, metadata={"help": "Token limit for text inputs."})
+    model_config: dict[str, Any] | None = field(
+        default=None,
+        metadata={
+            "help": "Build a randomly initialised encoder from this config (needs 'model_type') instead of "
+            "loading weights; model_name_or_path then only names it."
+        },
+    )
+    processor_config: dict[str, Any] | None = field(
+        default=None,
+        metadata={
+            "help": "With model_config: the processor to build, e.g. {class: ViTImageProcessor, size: ...}."
+        },
+    )
     lora: bool = field(default=False, metadata={"help": "Train LoRA adapters instead of the full encoder."})
     lora_r: int = 8
     lora_alpha: int = 16

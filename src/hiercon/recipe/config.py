@@ -11,7 +11,9 @@ A key that exists in one section only may drop the section (``--seed 3``). Value
 configuration fails with a :class:`~hiercon.errors.ConfigError` that names the key, the closest
 valid key, the missing file or the bad value.
 
-Relative paths are looked up in the current directory first, then beside the recipe file.
+Relative input paths written in a recipe file (data files, taxonomy, encoder folder) are read
+from the file's folder when they exist there, else from the current directory; paths given on the
+command line, and ``output_dir``, are relative to the current directory.
 """
 
 from __future__ import annotations
@@ -228,22 +230,42 @@ def build_section(section: str, values: dict[str, Any]) -> Any:
 def load_recipe(path: str | Path | None, overrides: Sequence[str] = ()) -> RecipeArguments:
     """The checked arguments of a recipe file with ``overrides`` applied (no file: defaults only)."""
     content = read_yaml(path) if path is not None else {}
+    if path is not None:
+        anchor_file_paths(content, Path(path).resolve().parent)
     merged = merge_config(content, overrides)
     arguments = RecipeArguments(**{section: build_section(section, merged[section]) for section in SECTIONS})
-    base_dir = Path(path).resolve().parent if path is not None else None
-    resolve_paths(arguments, base_dir)
+    resolve_paths(arguments)
     check_values(arguments)
     return arguments
 
 
-def find_local(value: str, base_dir: Path | None) -> Path | None:
-    """The existing file or folder ``value`` names (current directory first, then ``base_dir``)."""
+def _anchored(value: Any, base_dir: Path) -> Any:
+    if isinstance(value, list):
+        return [_anchored(item, base_dir) for item in value]
+    if isinstance(value, dict):
+        return {key: _anchored(item, base_dir) for key, item in value.items()}
+    if isinstance(value, str) and not Path(value).expanduser().is_absolute() and (base_dir / value).exists():
+        return str((base_dir / value).resolve())
+    return value
+
+
+def anchor_file_paths(content: dict[str, Any], base_dir: Path) -> None:
+    """Make the input paths of a recipe file that exist beside it absolute (in place)."""
+    for section, key in (
+        ("data", "dataset"),
+        ("data", "data_files"),
+        ("data", "taxonomy"),
+        ("model", "model_name_or_path"),
+    ):
+        values = content.get(section)
+        if isinstance(values, dict) and key in values:
+            values[key] = _anchored(values[key], base_dir)
+
+
+def find_local(value: str) -> Path | None:
+    """The existing file or folder ``value`` names, made absolute."""
     candidate = Path(value).expanduser()
-    if candidate.exists():
-        return candidate.resolve()
-    if base_dir is not None and not candidate.is_absolute() and (base_dir / candidate).exists():
-        return (base_dir / candidate).resolve()
-    return None
+    return candidate.resolve() if candidate.exists() else None
 
 
 def looks_like_path(value: str) -> bool:
@@ -255,19 +277,20 @@ def looks_like_path(value: str) -> bool:
     return value.startswith((".", "/", "~")) or lowered.endswith(DATA_SUFFIXES)
 
 
-def require_local(value: str, base_dir: Path | None, what: str) -> str:
-    found = find_local(value, base_dir)
+def require_local(value: str, what: str) -> str:
+    found = find_local(value)
     if found is None:
-        places = "the current directory" + (f" or {base_dir}" if base_dir is not None else "")
-        raise ConfigError(f"{what} {value!r} does not exist (looked in {places})")
+        raise ConfigError(
+            f"{what} {value!r} does not exist (relative to the recipe file or the current directory)"
+        )
     return str(found)
 
 
-def resolve_paths(arguments: RecipeArguments, base_dir: Path | None) -> None:
+def resolve_paths(arguments: RecipeArguments) -> None:
     """Turn relative local paths into absolute ones; missing local files are named in an error."""
     data = arguments.data
     if data.dataset is not None:
-        found = find_local(data.dataset, base_dir)
+        found = find_local(data.dataset)
         if found is not None:
             data.dataset = str(found)
         elif looks_like_path(data.dataset):
@@ -275,15 +298,15 @@ def resolve_paths(arguments: RecipeArguments, base_dir: Path | None) -> None:
     if data.data_files is not None:
         data.data_files = {
             split: (
-                [require_local(str(file), base_dir, f"data.data_files.{split}") for file in files]
+                [require_local(str(file), f"data.data_files.{split}") for file in files]
                 if isinstance(files, list)
-                else require_local(str(files), base_dir, f"data.data_files.{split}")
+                else require_local(str(files), f"data.data_files.{split}")
             )
             for split, files in data.data_files.items()
         }
     if data.taxonomy is not None:
-        data.taxonomy = require_local(data.taxonomy, base_dir, "data.taxonomy")
-    model_path = find_local(arguments.model.model_name_or_path, base_dir)
+        data.taxonomy = require_local(data.taxonomy, "data.taxonomy")
+    model_path = find_local(arguments.model.model_name_or_path)
     if model_path is not None:
         arguments.model.model_name_or_path = str(model_path)
     elif looks_like_path(arguments.model.model_name_or_path):

@@ -6,8 +6,8 @@ saved with ``save_to_disk``. Label columns hold label names, integer ids, multi-
 taxonomy paths (``"positive/joy/amusement"``); every format becomes the column ``labels``: a
 float multi-hot over all taxonomy nodes, ancestors switched on (``LabelTaxonomy.encode``).
 
-Integer ids name labels through the column's ``ClassLabel`` names when it has them, else through
-``label_template`` (``"class:{}"``), else they index the taxonomy's labels. Multi-hot vectors
+Integer ids name labels through ``label_template`` (``"class:{}"`` turns 3 into ``class:3``) when
+it is set, else through the column's ``ClassLabel`` names, else they index the taxonomy's labels. Multi-hot vectors
 follow the order of the taxonomy's labels or leaves, whichever has their length; several 0/1
 columns are read as one label each, named after the column.
 """
@@ -207,10 +207,10 @@ class LabelReader:
         labels = []
         for value in values:
             index = int(value)
-            if names is not None:
-                labels.append(self.named(names[index]))
-            elif self.args.label_template:
+            if self.args.label_template:
                 labels.append(self.named(index))
+            elif names is not None:
+                labels.append(names[index])
             else:
                 labels.append(self.taxonomy.label(index))
         return labels
