@@ -1,0 +1,173 @@
+"""Slow float64 references written straight from the equations, with Python loops over pairs.
+
+Views are flattened item-major (item ``i``'s view ``v`` is row ``i * V + v``), as the losses do.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable
+
+import torch
+
+
+def flatten_views(embeddings: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
+    """L2-normalised rows in float64 and the item of each row."""
+    if embeddings.dim() == 2:
+        embeddings = embeddings[:, None, :]
+    batch, views, dim = embeddings.shape
+    rows = torch.nn.functional.normalize(embeddings.double().reshape(batch * views, dim), dim=-1)
+    return rows, [i for i in range(batch) for _ in range(views)]
+
+
+def _log_sum_exp(values: list[torch.Tensor]) -> torch.Tensor:
+    stacked = torch.stack(values)
+    top = stacked.max().detach()
+    return top + torch.log(torch.exp(stacked - top).sum())
+
+
+def himulcone(
+    embeddings: torch.Tensor,
+    level_positive: Callable[[int, int, int], bool],
+    level_prefix: Callable[[int, int], Hashable],
+    num_levels: int,
+    num_columns: int,
+    mode: str = "hmce",
+    penalty: Callable[[int], float] = lambda level: math.exp(1.0 / level),
+    dedup: bool = False,
+    hce_reduction: str = "pair",
+    normalizer: str = "levels",
+    tau: float = 0.1,
+    base_tau: float | None = None,
+) -> torch.Tensor:
+    """HiMulCon / HiConE / HiMulConE with loops.
+
+    ``level_positive(i, j, l)``: items ``i`` and ``j`` share their level-``l`` group;
+    ``level_prefix(i, l)``: the key whose first item is kept when de-duplicating after level ``l``.
+    """
+    z, items = flatten_views(embeddings)
+    n_rows, n_items = len(items), max(items) + 1
+    present = set(range(n_items))
+    running = [None] * n_rows
+    level_losses = []
+    for level in range(1, num_levels + 1):
+        if dedup and level > 1:
+            firsts: dict[Hashable, int] = {}
+            for item in range(n_items):
+                firsts.setdefault(level_prefix(item, level - 1), item)
+            present = set(firsts.values())
+        anchor_losses = []
+        for a in range(n_rows):
+            if items[a] not in present:
+                continue
+            keys = [k for k in range(n_rows) if k != a and items[k] in present]
+            if not keys:
+                continue
+            log_z = _log_sum_exp([z[a] @ z[k] / tau for k in keys])
+            positives = [k for k in keys if items[k] == items[a] or level_positive(items[a], items[k], level)]
+            if not positives:
+                continue
+            terms = []
+            for p in positives:
+                term = log_z - z[a] @ z[p] / tau
+                if mode != "hmc" and hce_reduction == "pair" and running[a] is not None:
+                    term = term if term > running[a] else running[a]
+                terms.append(term)
+            if mode != "hmc" and hce_reduction == "pair":
+                best = max(terms, key=lambda t: t.item())
+                running[a] = best if running[a] is None or best > running[a] else running[a]
+            anchor_losses.append(sum(terms) / len(terms))
+        level_losses.append(sum(anchor_losses) / len(anchor_losses) if anchor_losses else z.sum() * 0.0)
+
+    total, previous = z.sum() * 0.0, None
+    for level, loss in enumerate(level_losses, start=1):
+        if mode != "hmc" and hce_reduction == "scalar" and previous is not None:
+            loss = loss if loss > previous else previous
+        previous = loss
+        weight = 1.0 if mode == "hce" else penalty(level)
+        total = total + weight * loss
+    divisor = num_levels if normalizer == "levels" else num_columns
+    scale = 1.0 if base_tau is None else tau / base_tau
+    return total * scale / divisor
+
+
+def supcon(
+    embeddings: torch.Tensor,
+    positive: Callable[[int, int], bool],
+    tau: float = 0.1,
+    base_tau: float | None = None,
+) -> torch.Tensor:
+    """SupCon ``L_out`` (the item's other views are positives); anchors without a positive are skipped."""
+    z, items = flatten_views(embeddings)
+    losses = []
+    for a in range(len(items)):
+        keys = [k for k in range(len(items)) if k != a]
+        if not keys:
+            continue
+        log_z = _log_sum_exp([z[a] @ z[k] / tau for k in keys])
+        positives = [k for k in keys if items[k] == items[a] or positive(items[a], items[k])]
+        if positives:
+            losses.append(sum(log_z - z[a] @ z[p] / tau for p in positives) / len(positives))
+    loss = sum(losses) / len(losses) if losses else z.sum() * 0.0
+    return loss * (1.0 if base_tau is None else tau / base_tau)
+
+
+def ranked(
+    embeddings: torch.Tensor,
+    rank: Callable[[int, int], int],
+    rank_similarity: Callable[[int, int], float],
+    num_ranks: int,
+    tau_min: float = 0.1,
+    tau_max: float = 0.6,
+    reduction: str = "sum_in_log",
+    rank_reduction: str = "sum",
+) -> torch.Tensor:
+    """Ranked InfoNCE: ``rank(i, j)`` is item ``j``'s rank for item ``i`` (0: negative; the own
+    other views are rank 1); ``rank_similarity(i, r)`` the similarity of rank ``r`` for item ``i``.
+    Per rank, the mean over the anchors that have a positive of that rank; then summed (or
+    averaged over ``num_ranks``)."""
+    z, items = flatten_views(embeddings)
+    total = z.sum() * 0.0
+    for r in range(1, num_ranks + 1):
+        losses = []
+        for a in range(len(items)):
+            i = items[a]
+
+            def rank_of(k: int, a: int = a, i: int = i) -> int:
+                return 1 if items[k] == i else rank(i, items[k])
+
+            tau = tau_min + (1.0 - rank_similarity(i, r)) * (tau_max - tau_min)
+            keys = [k for k in range(len(items)) if k != a and (rank_of(k) == 0 or rank_of(k) >= r)]
+            positives = [k for k in keys if rank_of(k) == r]
+            if not positives:
+                continue
+            negatives = [k for k in keys if rank_of(k) != r]
+            if reduction == "sum_in_log":
+                log_z = _log_sum_exp([z[a] @ z[k] / tau for k in keys])
+                losses.append(log_z - _log_sum_exp([z[a] @ z[p] / tau for p in positives]))
+            else:
+                terms = []
+                for p in positives:
+                    log_z = _log_sum_exp([z[a] @ z[k] / tau for k in [p, *negatives]])
+                    terms.append(log_z - z[a] @ z[p] / tau)
+                losses.append(sum(terms) / len(terms))
+        if losses:
+            total = total + sum(losses) / len(losses)
+    return total / num_ranks if rank_reduction == "mean" else total
+
+
+def cross_entropy_first(
+    query: torch.Tensor,
+    candidates: list[torch.Tensor],
+    temperatures: list[float],
+    zero_logits: list[bool] | None = None,
+) -> torch.Tensor:
+    """``-log softmax`` of candidate 0 with a temperature per candidate; a candidate flagged in
+    ``zero_logits`` enters with logit 0 (the HCSC reference code's masking)."""
+    logits = []
+    for index, (candidate, temperature) in enumerate(zip(candidates, temperatures)):
+        if zero_logits is not None and zero_logits[index]:
+            logits.append(query.new_zeros(()))
+        else:
+            logits.append(query @ candidate / temperature)
+    return _log_sum_exp(logits) - logits[0]
