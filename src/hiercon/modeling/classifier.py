@@ -1,0 +1,437 @@
+"""Stage 2: turn a stage-1 encoder into a plain ``AutoModelFor*Classification`` multi-label classifier.
+
+The classifier is a stock transformers model (loadable by ``pipeline`` without remote code). What
+hiercon adds lives in one JSON-safe dict on its config, ``config.hiercon``::
+
+    {"taxonomy": LabelTaxonomy.to_dict() or None, "label_space": "nodes" | "leaves",
+     "thresholds": [float per label id], "stage1": {"loss", "loss_config", "citation", "pooling",
+     "head_pooling", "pooling_mismatch", "base_model", "peft"}}
+
+:func:`write_hiercon_config` and :func:`read_hiercon_config` are the only places that touch it.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForImageClassification,
+    AutoModelForSequenceClassification,
+    PretrainedConfig,
+    PreTrainedModel,
+)
+
+from hiercon.errors import ConfigError
+from hiercon.modeling.pooling import resolve_pooling
+
+if TYPE_CHECKING:
+    from peft import PeftConfig
+
+    from hiercon.taxonomy import LabelTaxonomy
+
+HIERCON_CONFIG_KEY = "hiercon"
+LABEL_SPACES = ("nodes", "leaves")
+TASKS = ("auto", "text", "image")
+MULTI_LABEL = "multi_label_classification"
+_AUTO_CLASSES = {"text": AutoModelForSequenceClassification, "image": AutoModelForImageClassification}
+_CLS_TOKEN_MODES = frozenset({"cls", "pooler"})
+
+
+# ---- the config contract -------------------------------------------------------------------------
+
+
+def write_hiercon_config(
+    config: PretrainedConfig,
+    *,
+    taxonomy: LabelTaxonomy | Mapping[str, Any] | None,
+    label_space: str,
+    thresholds: Sequence[float],
+    stage1: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Validate and store the hiercon dict on ``config`` (it round-trips through ``save_pretrained``)."""
+    if label_space not in LABEL_SPACES:
+        raise ConfigError(f"label_space must be one of {LABEL_SPACES}, got {label_space!r}")
+    num_labels = len(config.id2label)
+    thresholds = [float(value) for value in thresholds]
+    if len(thresholds) != num_labels:
+        raise ConfigError(f"got {len(thresholds)} thresholds for {num_labels} labels")
+    if any(not 0.0 <= value <= 1.0 for value in thresholds):
+        raise ConfigError(f"thresholds must lie in [0, 1], got {thresholds}")
+    taxonomy_dict = taxonomy if taxonomy is None or isinstance(taxonomy, Mapping) else taxonomy.to_dict()
+    record = {
+        "taxonomy": copy.deepcopy(dict(taxonomy_dict)) if taxonomy_dict is not None else None,
+        "label_space": label_space,
+        "thresholds": thresholds,
+        "stage1": copy.deepcopy(dict(stage1)),
+    }
+    setattr(config, HIERCON_CONFIG_KEY, record)
+    return record
+
+
+def read_hiercon_config(config: PretrainedConfig) -> dict[str, Any]:
+    """The hiercon dict of ``config`` (a copy). Models built without hiercon get flat-label defaults."""
+    record = getattr(config, HIERCON_CONFIG_KEY, None)
+    if record is None:
+        num_labels = len(getattr(config, "id2label", None) or {}) or config.num_labels
+        return {"taxonomy": None, "label_space": "leaves", "thresholds": [0.5] * num_labels, "stage1": {}}
+    if not isinstance(record, Mapping) or not {"label_space", "thresholds"} <= set(record):
+        raise ConfigError(f"config.{HIERCON_CONFIG_KEY} is malformed: {record!r}")
+    return copy.deepcopy(dict(record))
+
+
+def set_thresholds(config: PretrainedConfig, thresholds: Sequence[float]) -> list[float]:
+    """Store per-label decision thresholds in ``config.hiercon`` and return them."""
+    record = read_hiercon_config(config)
+    record["thresholds"] = list(thresholds)
+    return write_hiercon_config(config, **record)["thresholds"]
+
+
+def read_taxonomy(config: PretrainedConfig) -> LabelTaxonomy | None:
+    """The taxonomy stored in ``config.hiercon`` (None for a flat label list)."""
+    serialized = read_hiercon_config(config)["taxonomy"]
+    if serialized is None:
+        return None
+    from hiercon.taxonomy import LabelTaxonomy
+
+    return LabelTaxonomy.from_dict(serialized)
+
+
+def read_labels(config: PretrainedConfig) -> list[str]:
+    """The classifier's label names in id order."""
+    return [config.id2label[i] for i in range(len(config.id2label))]
+
+
+# ---- the encoder -----------------------------------------------------------------------------------
+
+
+def _is_peft(module: nn.Module) -> bool:
+    try:
+        from peft import PeftModel
+    except ImportError:  # pragma: no cover - peft is a dependency
+        return False
+    return isinstance(module, PeftModel)
+
+
+def _load_encoder(source: str | Path) -> nn.Module:
+    folder = Path(source)
+    if (folder / "adapter_config.json").is_file():
+        from peft import AutoPeftModel
+
+        return AutoPeftModel.from_pretrained(folder)
+    try:
+        return AutoModel.from_pretrained(source)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"cannot load an encoder from {str(source)!r}: {error}") from None
+
+
+def unwrap_stage1(model: object) -> tuple[nn.Module, str | None]:
+    """``(encoder, stage-1 pooling mode or None)`` of a ContrastiveModel, a transformers encoder or a folder."""
+    if isinstance(model, (str, Path)):
+        return _load_encoder(model), None
+    encoder = getattr(model, "encoder", None)
+    if isinstance(encoder, PreTrainedModel) or (isinstance(encoder, nn.Module) and _is_peft(encoder)):
+        pooling = getattr(model, "pooling", None)
+        return encoder, pooling if isinstance(pooling, str) else getattr(pooling, "mode", None)
+    if isinstance(model, nn.Module) and hasattr(model, "config"):
+        return model, None
+    raise ConfigError(
+        f"build_classifier needs a ContrastiveModel, a transformers encoder or a model folder, "
+        f"got {type(model).__name__}"
+    )
+
+
+def _base_encoder(encoder: nn.Module) -> PreTrainedModel:
+    return encoder.get_base_model() if _is_peft(encoder) else encoder
+
+
+def detect_task(encoder: nn.Module) -> str:
+    """``"text"`` if the encoder's forward takes ``input_ids``, ``"image"`` if ``pixel_values``."""
+    parameters = inspect.signature(_base_encoder(encoder).forward).parameters
+    takes_text, takes_pixels = "input_ids" in parameters, "pixel_values" in parameters
+    if takes_text == takes_pixels:
+        raise ConfigError(
+            f"cannot tell whether {type(encoder).__name__} is a text or an image encoder; pass task='text' "
+            "or task='image'"
+        )
+    return "text" if takes_text else "image"
+
+
+# ---- label space -----------------------------------------------------------------------------------
+
+
+def resolve_labels(
+    taxonomy: LabelTaxonomy | None, label_space: str, labels: Sequence[str] | None
+) -> tuple[list[str], str]:
+    """The classifier's label names and the label space.
+
+    A flat label list has no taxonomy; its labels count as leaves (``label_space="leaves"``).
+    """
+    if taxonomy is not None and labels is not None:
+        raise ConfigError("give either a taxonomy or a flat list of labels, not both")
+    if taxonomy is None:
+        if not labels:
+            raise ConfigError("build_classifier needs a taxonomy or a non-empty list of labels")
+        names = [str(label) for label in labels]
+        if len(set(names)) != len(names):
+            duplicates = sorted({name for name in names if names.count(name) > 1})
+            raise ConfigError(f"labels must be unique; repeated: {duplicates}")
+        return names, "leaves"
+    if label_space == "nodes":
+        return list(taxonomy.labels), "nodes"
+    if label_space == "leaves":
+        return [
+            leaf if isinstance(leaf, str) else taxonomy.label(int(leaf)) for leaf in taxonomy.leaves
+        ], "leaves"
+    raise ConfigError(f"label_space must be 'nodes' or 'leaves', got {label_space!r}")
+
+
+# ---- building ----------------------------------------------------------------------------------------
+
+
+def head_module_names(classifier: PreTrainedModel) -> list[str]:
+    """Top-level modules of a classifier that hold parameters outside its base model (the head)."""
+    prefix = classifier.base_model_prefix
+    return [
+        name
+        for name, module in classifier.named_children()
+        if name != prefix and any(True for _ in module.parameters())
+    ]
+
+
+def _weights_without_adapter(base: PreTrainedModel) -> dict[str, torch.Tensor]:
+    """The base model's own weights, with any LoRA layers left out and their wrapped layers unwrapped."""
+    return {
+        key.replace(".base_layer.", "."): value
+        for key, value in base.state_dict().items()
+        if not any(part.startswith("lora_") for part in key.split("."))
+    }
+
+
+def _copy_encoder_weights(classifier: PreTrainedModel, encoder_state: dict[str, torch.Tensor]) -> list[str]:
+    """Load the encoder's weights into the classifier's base model; return base keys left unset."""
+    result = classifier.base_model.load_state_dict(encoder_state, strict=False)
+    missing = [key for key in result.missing_keys if not key.startswith("pooler.")]
+    unexpected = [key for key in result.unexpected_keys if not key.startswith("pooler.")]
+    if missing or unexpected:
+        raise ConfigError(
+            f"the encoder's weights do not fit {type(classifier).__name__}'s base model: "
+            f"missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    return list(result.missing_keys)
+
+
+def _pooling_record(encoder: PreTrainedModel, stage1_pooling: str | None) -> dict[str, Any]:
+    head_pooling = resolve_pooling("auto", encoder)
+    if stage1_pooling in (None, "auto"):
+        stage1_pooling = head_pooling if stage1_pooling == "auto" else None
+    mismatch = stage1_pooling is not None and not (
+        stage1_pooling == head_pooling or {stage1_pooling, head_pooling} <= _CLS_TOKEN_MODES
+    )
+    if mismatch:
+        warnings.warn(
+            f"stage 1 pooled with {stage1_pooling!r} but the {encoder.config.model_type} classification head "
+            f"reads {head_pooling!r} features: a linear probe (freeze_encoder=True) sees features the "
+            "contrastive loss never shaped; fine-tune the whole model in stage 2 instead",
+            UserWarning,
+            stacklevel=3,
+        )
+    return {"pooling": stage1_pooling, "head_pooling": head_pooling, "pooling_mismatch": mismatch}
+
+
+def _peft_record(encoder: nn.Module, merge_adapter: bool) -> dict[str, Any] | None:
+    if not _is_peft(encoder):
+        return None
+    peft_config = encoder.peft_config[encoder.active_adapter]
+    return {
+        "adapter": "merged" if merge_adapter else "kept",
+        "type": str(
+            peft_config.peft_type.value if hasattr(peft_config.peft_type, "value") else peft_config.peft_type
+        ),
+        "r": getattr(peft_config, "r", None),
+        "lora_alpha": getattr(peft_config, "lora_alpha", None),
+        "target_modules": sorted(peft_config.target_modules)
+        if isinstance(peft_config.target_modules, (set, list))
+        else peft_config.target_modules,
+    }
+
+
+def _keep_adapter(classifier: PreTrainedModel, encoder: nn.Module) -> nn.Module:
+    """Wrap the classifier with the encoder's peft adapter (same weights), head trainable."""
+    from peft import get_peft_model
+
+    adapter_name = encoder.active_adapter
+    peft_config = copy.deepcopy(encoder.peft_config[adapter_name])
+    peft_config.modules_to_save = sorted(
+        set(peft_config.modules_to_save or []) | set(head_module_names(classifier))
+    )
+    peft_config.task_type = "SEQ_CLS" if isinstance(classifier, _sequence_classes()) else None
+    wrapped = get_peft_model(classifier, peft_config, adapter_name=adapter_name)
+    outer = "base_model.model."
+    inner = outer + classifier.base_model_prefix + "."
+    adapter_state = {
+        inner + key[len(outer) :]: value
+        for key, value in encoder.state_dict().items()
+        if key.startswith(outer) and any(part.startswith("lora_") for part in key.split("."))
+    }
+    unexpected = wrapped.load_state_dict(adapter_state, strict=False).unexpected_keys
+    if unexpected or not adapter_state:
+        raise ConfigError(f"the stage-1 adapter does not fit the classifier: {unexpected[:5]}")
+    return wrapped
+
+
+def _sequence_classes() -> tuple[type, ...]:
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
+
+    return tuple(MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING.values())
+
+
+def build_classifier(
+    model: object,
+    taxonomy: LabelTaxonomy | None = None,
+    label_space: str = "nodes",
+    labels: Sequence[str] | None = None,
+    task: str = "auto",
+    problem_type: str = MULTI_LABEL,
+    merge_adapter: bool = True,
+    stage1: Mapping[str, Any] | None = None,
+) -> nn.Module:
+    """A multi-label ``AutoModelFor{Sequence,Image}Classification`` whose base model is the stage-1 encoder.
+
+    Args:
+        model: a ContrastiveModel (its ``.encoder`` and ``.pooling`` are used), a transformers base
+            encoder (``AutoModel``), possibly carrying a peft adapter, or a folder holding one.
+        taxonomy: the label taxonomy; its nodes (``label_space="nodes"``) or leaves (``"leaves"``)
+            become the classes. Without a taxonomy, ``labels`` gives a flat list of class names.
+        task: ``"text"``, ``"image"`` or ``"auto"`` (from the encoder's inputs: ``input_ids`` or
+            ``pixel_values``).
+        problem_type: only ``"multi_label_classification"`` (sigmoid per label) is supported.
+        merge_adapter: when the encoder carries a peft adapter, merge it into the weights (default)
+            or keep it, so that stage 2 goes on training it (the result is then a ``PeftModel``).
+        stage1: provenance recorded in ``config.hiercon["stage1"]`` (``loss``, ``loss_config``,
+            ``citation``, ...); ``pooling``, ``base_model`` and ``peft`` are filled in here.
+
+    The base model receives an exact copy of the encoder's weights, so it computes the same hidden
+    states; the head is freshly initialised. Thresholds start at 0.5.
+    """
+    if problem_type != MULTI_LABEL:
+        raise ConfigError(
+            f"build_classifier builds multi-label classifiers only, got problem_type={problem_type!r}"
+        )
+    if task not in TASKS:
+        raise ConfigError(f"task must be one of {TASKS}, got {task!r}")
+    names, space = resolve_labels(taxonomy, label_space, labels)
+    encoder, stage1_pooling = unwrap_stage1(model)
+    base = _base_encoder(encoder)
+    task = detect_task(encoder) if task == "auto" else task
+
+    peft_record = _peft_record(encoder, merge_adapter)
+    if peft_record is not None and merge_adapter:
+        encoder_state = copy.deepcopy(encoder).merge_and_unload().state_dict()
+    else:
+        encoder_state = _weights_without_adapter(base)
+
+    config = copy.deepcopy(base.config)
+    config.id2label = dict(enumerate(names))
+    config.label2id = {name: i for i, name in enumerate(names)}
+    config.problem_type = MULTI_LABEL
+    config.architectures = None
+    try:
+        classifier = _AUTO_CLASSES[task].from_config(config)
+    except ValueError as error:
+        raise ConfigError(
+            f"no {task} classification head for model type {config.model_type!r}: {error}"
+        ) from None
+    unset = _copy_encoder_weights(classifier, encoder_state)
+    if unset:
+        warnings.warn(
+            f"the encoder has no weights for {unset}; the classifier initialised them at random",
+            UserWarning,
+            stacklevel=2,
+        )
+    classifier.to(device=next(base.parameters()).device, dtype=next(base.parameters()).dtype)
+
+    record = {
+        "loss": None,
+        "loss_config": {},
+        "citation": "",
+        "base_model": getattr(base.config, "_name_or_path", "") or "",
+        **dict(stage1 or {}),
+        **_pooling_record(base, stage1_pooling),
+        "peft": peft_record,
+    }
+    write_hiercon_config(
+        classifier.config, taxonomy=taxonomy, label_space=space, thresholds=[0.5] * len(names), stage1=record
+    )
+    if peft_record is not None and not merge_adapter:
+        return _keep_adapter(classifier, encoder)
+    return classifier
+
+
+# ---- LoRA in stage 2 ---------------------------------------------------------------------------------
+
+
+def apply_lora(
+    classifier: PreTrainedModel, lora_config: PeftConfig | None = None, **lora_options: Any
+) -> nn.Module:
+    """Wrap ``classifier`` with a LoRA adapter; the classification head stays fully trainable.
+
+    ``lora_config`` defaults to ``LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, **lora_options)``;
+    without target modules it targets peft's defaults for the architecture, else every linear layer. The head modules are added to
+    ``modules_to_save`` so they train and save with the adapter.
+    """
+    from peft import LoraConfig, get_peft_model
+
+    if _is_peft(classifier):
+        raise ConfigError("this classifier already carries a peft adapter")
+    if lora_config is None:
+        lora_config = LoraConfig(**{"r": 8, "lora_alpha": 16, "lora_dropout": 0.0, **lora_options})
+    elif lora_options:
+        raise ConfigError("pass either a LoraConfig or LoRA keyword options, not both")
+    lora_config = copy.deepcopy(lora_config)
+    if lora_config.target_modules is None and getattr(lora_config, "target_parameters", None) is None:
+        lora_config.target_modules = _default_lora_targets(classifier)
+    lora_config.modules_to_save = sorted(
+        set(lora_config.modules_to_save or []) | set(head_module_names(classifier))
+    )
+    if isinstance(classifier, _sequence_classes()) and lora_config.task_type is None:
+        lora_config.task_type = "SEQ_CLS"
+    return get_peft_model(classifier, lora_config)
+
+
+def _default_lora_targets(classifier: PreTrainedModel) -> list[str]:
+    """peft's default LoRA targets for the architecture, else every linear layer of the base model."""
+    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+
+    known = TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(classifier.config.model_type)
+    if known:
+        return list(known)
+    prefix = classifier.base_model_prefix + "."
+    return [
+        name
+        for name, module in classifier.named_modules()
+        if name.startswith(prefix) and isinstance(module, nn.Linear)
+    ]
+
+
+def merge_lora(model: nn.Module) -> nn.Module:
+    """A plain transformers model: the peft adapter merged into a copy of the weights (others unchanged)."""
+    if not _is_peft(model):
+        return model
+    return copy.deepcopy(model).merge_and_unload()
+
+
+def load_classifier(folder: str | Path, **kwargs: Any) -> PreTrainedModel:
+    """Load a saved classifier with the Auto class that matches its architecture (text or image)."""
+    config = AutoConfig.from_pretrained(folder)
+    architectures = getattr(config, "architectures", None) or []
+    auto_class = _AUTO_CLASSES["image" if any("ImageClassification" in a for a in architectures) else "text"]
+    return auto_class.from_pretrained(folder, **kwargs)
