@@ -7,7 +7,7 @@ from typing import ClassVar
 import torch
 
 from hiercon.losses.base import ContrastiveLoss
-from hiercon.losses.core import build_pair_batch, contrastive_loss
+from hiercon.losses.core import build_pair_batch, check_embeddings, compute_dtype, contrastive_loss
 from hiercon.losses.labels import check_multi_hot, label_overlap
 
 AUDIBERT_CITATION = """@article{audibert2024multilabel,
@@ -44,8 +44,8 @@ class JaccardSupConLoss(ContrastiveLoss):
     label_kind: ClassVar[str] = "multi_hot"
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        batch_size = embeddings.shape[0] if isinstance(embeddings, torch.Tensor) else None
-        labels = check_multi_hot(labels, batch_size)
+        embeddings = check_embeddings(embeddings)
+        labels = check_multi_hot(labels, embeddings.shape[0], dtype=compute_dtype(embeddings))
         batch = build_pair_batch(embeddings, labels, gather=self.gather_across_processes)
         not_self = ~batch.self_mask
         weights = jaccard_weights(batch.anchor_labels, batch.key_labels) * not_self

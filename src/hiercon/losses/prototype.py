@@ -10,7 +10,13 @@ from torch import nn
 
 from hiercon.errors import LossInputError
 from hiercon.losses.base import ContrastiveLoss
-from hiercon.losses.core import PairBatch, build_pair_batch, compute_dtype, contrastive_loss
+from hiercon.losses.core import (
+    PairBatch,
+    build_pair_batch,
+    check_embeddings,
+    compute_dtype,
+    contrastive_loss,
+)
 from hiercon.losses.jaccard_supcon import AUDIBERT_CITATION
 from hiercon.losses.labels import check_multi_hot
 
@@ -48,13 +54,14 @@ class PrototypeContrastiveLoss(ContrastiveLoss):
 
     def pair_batch(self, embeddings: torch.Tensor, labels: torch.Tensor, gather: bool) -> PairBatch:
         """Check embeddings and multi-hot labels against the prototypes and build the pair batch."""
-        if isinstance(embeddings, torch.Tensor) and embeddings.shape[-1] != self.embedding_dim:
+        embeddings = check_embeddings(embeddings)
+        if embeddings.shape[-1] != self.embedding_dim:
             raise LossInputError(
                 f"embeddings have dimension {embeddings.shape[-1]} but the prototypes have "
                 f"embedding_dim={self.embedding_dim}"
             )
-        batch_size = embeddings.shape[0] if isinstance(embeddings, torch.Tensor) else None
-        labels = check_multi_hot(labels, batch_size, num_labels=self.num_labels)
+        dtype = compute_dtype(embeddings, self.prototypes)
+        labels = check_multi_hot(labels, embeddings.shape[0], num_labels=self.num_labels, dtype=dtype)
         return build_pair_batch(embeddings, labels, gather=gather)
 
 
