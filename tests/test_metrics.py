@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import csv
+import json
+
 import numpy as np
 import pytest
 import torch
+from transformers import EvalPrediction
 
 from hiercon.errors import HierconError
-from hiercon.metrics import embedding, knn_level_accuracy, knn_multilabel_f1, map_at_r
+from hiercon.metrics import (
+    close_under_ancestors,
+    embedding,
+    hierarchical_metrics,
+    knn_level_accuracy,
+    knn_multilabel_f1,
+    leaves_to_nodes,
+    level_metrics,
+    load_metric,
+    make_compute_metrics,
+    map_at_r,
+    multilabel_metrics,
+    per_label_report,
+    write_evaluation,
+)
 
 
 def on_circle(*degrees: float) -> np.ndarray:
@@ -119,3 +137,173 @@ def test_clustered_embeddings_score_higher_than_random() -> None:
 def test_embedding_metrics_refuse_bad_input(call, message: str) -> None:
     with pytest.raises(HierconError, match=message):
         call()
+
+
+# Three examples x three labels, threshold 0.5 -> predictions [[1,0,1], [0,1,0], [1,0,0]].
+Y_TRUE = np.array([[1, 0, 1], [0, 1, 0], [0, 0, 1]])
+SCORES = np.array([[0.9, 0.2, 0.6], [0.1, 0.8, 0.4], [0.7, 0.3, 0.2]])
+HAND_COMPUTED = {
+    # label 0: TP 1 FP 1 -> P 1/2 R 1 F1 2/3; label 1: P R F1 1; label 2: TP 1 FN 1 -> P 1 R 1/2 F1 2/3
+    "micro_f1": 0.75,  # TP 3, FP 1, FN 1
+    "micro_precision": 0.75,
+    "micro_recall": 0.75,
+    "macro_f1": 7 / 9,
+    "macro_precision": 5 / 6,
+    "macro_recall": 5 / 6,
+    "weighted_f1": (2 / 3 + 1 + 2 * 2 / 3) / 4,  # supports 1, 1, 2
+    "samples_f1": 2 / 3,  # rows: 1, 1, 0
+    "hamming_loss": 2 / 9,  # two wrong cells
+    "subset_accuracy": 2 / 3,
+    "map": 17 / 18,  # AP 1, 1 and (1/1 + 2/3) / 2 for label 2 (ranking pos, neg, pos)
+    "lrap": 7 / 9,  # rows 1, 1, 1/3 (the true label ranks third)
+    "coverage_error": 2.0,  # deepest true rank per row: 2, 1, 3
+    "ranking_loss": 1 / 3,  # only row 3 misorders its (true, false) pairs: 2 of 2
+}
+
+
+def test_multilabel_metrics_by_hand() -> None:
+    results = multilabel_metrics(torch.tensor(Y_TRUE), torch.tensor(SCORES))
+    assert {key: results[key] for key in HAND_COMPUTED} == pytest.approx(HAND_COMPUTED)
+    assert all(isinstance(value, float) for value in results.values())
+
+
+def test_per_label_thresholds_and_names() -> None:
+    # Threshold 0.8 on label 0 drops the false positive at 0.7: predictions now equal y_true except row 0 label 2
+    results = multilabel_metrics(Y_TRUE, SCORES, thresholds=[0.8, 0.5, 0.5], label_names=["a", "b", "c"])
+    assert results["f1/a"] == pytest.approx(1.0)
+    assert results["f1/c"] == pytest.approx(2 / 3)
+    report = per_label_report(Y_TRUE, SCORES, [0.8, 0.5, 0.5], ["a", "b", "c"])
+    assert [row["label"] for row in report] == ["a", "b", "c"]
+    assert report[2] == pytest.approx(
+        {
+            "label": "c",
+            "precision": 1.0,
+            "recall": 0.5,
+            "f1": 2 / 3,
+            "support": 2,
+            "threshold": 0.5,
+            "ap": 5 / 6,
+        }
+    )
+    no_positive = per_label_report([[0, 1], [0, 1]], [[0.2, 0.9], [0.6, 0.8]])
+    assert no_positive[0]["ap"] is None and no_positive[0]["support"] == 0
+
+
+def test_evaluate_module_loads_offline_and_matches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    metric = load_metric()
+    from_evaluate = metric.compute(predictions=SCORES.tolist(), references=Y_TRUE.tolist())
+    assert from_evaluate == pytest.approx(multilabel_metrics(Y_TRUE, SCORES))
+
+
+def test_compute_metrics_takes_logits_and_label_tuples() -> None:
+    logits = np.log(SCORES / (1 - SCORES))
+    prediction = EvalPrediction(
+        predictions=(logits, np.zeros((3, 4))), label_ids=(Y_TRUE.astype(float), np.ones(3))
+    )
+    results = make_compute_metrics()(prediction)
+    assert results == pytest.approx(multilabel_metrics(Y_TRUE, SCORES))
+    assert results["micro_f1"] == pytest.approx(0.75)
+
+
+def test_write_evaluation(tmp_path) -> None:
+    report = per_label_report(Y_TRUE, SCORES, 0.5, ["a", "b", "c"])
+    paths = write_evaluation(tmp_path / "eval", multilabel_metrics(Y_TRUE, SCORES), report)
+    assert json.loads(paths["metrics"].read_text())["micro_f1"] == pytest.approx(0.75)
+    with paths["per_label_csv"].open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["label"] for row in rows] == ["a", "b", "c"] and float(rows[2]["ap"]) == pytest.approx(5 / 6)
+    table = paths["per_label_md"].read_text().splitlines()
+    assert table[0] == "| label | precision | recall | f1 | support | threshold | ap |"
+    assert table[4] == "| c | 1.0000 | 0.5000 | 0.6667 | 2 | 0.5000 | 0.8333 |"
+    with pytest.raises(HierconError, match="'bad' is nan"):
+        write_evaluation(tmp_path, {"bad": float("nan")}, report)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: multilabel_metrics(Y_TRUE, SCORES[:2]), "shape"),
+        (lambda: multilabel_metrics(Y_TRUE, SCORES, thresholds=[0.5, 0.5]), "3 values"),
+        (lambda: multilabel_metrics(Y_TRUE, np.full((3, 3), np.nan)), "NaN"),
+        (lambda: multilabel_metrics(np.zeros((3, 3)), SCORES), "no label has a positive"),
+        (lambda: multilabel_metrics(Y_TRUE, SCORES, label_names=["a"]), "1 label_names"),
+        (lambda: make_compute_metrics(label_space="paths"), "label_space"),
+    ],
+)
+def test_classification_metrics_refuse_bad_input(call, message: str) -> None:
+    with pytest.raises(HierconError, match=message):
+        call()
+
+
+@pytest.fixture
+def emotions():
+    """sentiment:positive -> emotion:joy, emotion:love; sentiment:negative -> emotion:anger."""
+    taxonomy_module = pytest.importorskip("hiercon.taxonomy", reason="hiercon.taxonomy is not available")
+    if not hasattr(taxonomy_module, "LabelTaxonomy"):
+        pytest.skip("hiercon.taxonomy does not define LabelTaxonomy yet")
+    edges = [
+        ("root", "sentiment:positive"),
+        ("root", "sentiment:negative"),
+        ("sentiment:positive", "emotion:joy"),
+        ("sentiment:positive", "emotion:love"),
+        ("sentiment:negative", "emotion:anger"),
+    ]
+    return taxonomy_module.LabelTaxonomy.from_edges(edges, root="root")
+
+
+def node_rows(taxonomy, *label_sets: set[str]) -> np.ndarray:
+    """Raw multi-hot rows over the taxonomy's nodes (no ancestors added)."""
+    rows = np.zeros((len(label_sets), taxonomy.num_labels), dtype=int)
+    for row, labels in enumerate(label_sets):
+        rows[row, [taxonomy.index(label) for label in labels]] = 1
+    return rows
+
+
+JOY, LOVE, ANGER = "emotion:joy", "emotion:love", "emotion:anger"
+POS, NEG = "sentiment:positive", "sentiment:negative"
+
+
+def test_hierarchical_metrics_by_hand(emotions) -> None:
+    truth = node_rows(emotions, {JOY}, {ANGER}, {JOY, ANGER})
+    predicted = node_rows(emotions, {LOVE}, {NEG, ANGER}, {JOY})
+    # augmented truth: {pos, joy}, {neg, anger}, {pos, joy, neg, anger}: 8 nodes
+    # augmented preds: {pos, love}, {neg, anger}, {pos, joy}: 6 nodes; overlaps 1 + 2 + 2 = 5
+    # hP = 5/6, hR = 5/8, hF = 2 hP hR / (hP + hR) = 5/7; consistent rows: only the second
+    results = hierarchical_metrics(truth, predicted, emotions)
+    assert results == pytest.approx(
+        {
+            "hierarchical_precision": 5 / 6,
+            "hierarchical_recall": 5 / 8,
+            "hierarchical_f1": 5 / 7,
+            "consistency_rate": 1 / 3,
+        }
+    )
+
+
+def test_level_metrics_by_hand(emotions) -> None:
+    truth = close_under_ancestors(node_rows(emotions, {JOY}, {ANGER}, {JOY, ANGER}), emotions)
+    predicted = node_rows(emotions, {LOVE}, {NEG, ANGER}, {JOY})
+    # sentiment: TP 1 (row 2 neg), FN 3 -> micro 2/5; pos F1 0, neg F1 2/3 -> macro 1/3
+    # emotion: TP 2, FP 1 (love), FN 2 -> micro 4/7; joy 2/3, love 0, anger 2/3 -> macro 4/9
+    assert level_metrics(truth, predicted, emotions) == pytest.approx(
+        {
+            "sentiment_micro_f1": 0.4,
+            "sentiment_macro_f1": 1 / 3,
+            "emotion_micro_f1": 4 / 7,
+            "emotion_macro_f1": 4 / 9,
+        }
+    )
+
+
+def test_leaves_to_nodes_and_compute_metrics_in_leaf_space(emotions) -> None:
+    leaves = [JOY, LOVE, ANGER]
+    lifted = leaves_to_nodes([[1, 0, 0], [0, 1, 1]], emotions, leaves)
+    assert (lifted == node_rows(emotions, {POS, JOY}, {POS, NEG, LOVE, ANGER})).all()
+    truth = np.array([[1, 0, 0], [0, 0, 1], [1, 0, 1]])
+    logits = np.array([[-2.0, 3.0, -2.0], [-2.0, -2.0, 3.0], [3.0, -2.0, -2.0]])  # love, anger, joy
+    results = make_compute_metrics(leaves, emotions, label_space="leaves")(EvalPrediction(logits, truth))
+    # lifted predictions are consistent; augmented overlaps 1 + 2 + 2 = 5 of 6 predicted, 8 true
+    assert results["hierarchical_f1"] == pytest.approx(5 / 7)
+    assert results["consistency_rate"] == 1.0
+    assert "emotion_micro_f1" in results and "sentiment_macro_f1" in results

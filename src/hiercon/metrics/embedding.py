@@ -14,9 +14,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
-from sklearn.metrics import f1_score
 
 from hiercon.errors import HierconError
+from hiercon.metrics.classification import f1_summary
 from hiercon.metrics.inputs import (
     ArrayLike,
     as_class_ids,
@@ -125,16 +125,6 @@ def class_vote(neighbours: Neighbours, reference_ids: np.ndarray) -> np.ndarray:
     rows = np.repeat(np.arange(weights.shape[0]), weights.shape[1])
     np.add.at(votes, (rows, reference_ids[neighbours.indices].ravel()), weights.ravel())
     return votes.argmax(axis=1)
-
-
-def f1_summary(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    """Micro F1, and macro F1 over the labels that occur in ``y_true`` or ``y_pred``."""
-    present = np.flatnonzero(y_true.any(axis=0) | y_pred.any(axis=0))
-    if present.size == 0:
-        return {"micro_f1": 0.0, "macro_f1": 0.0}
-    micro = f1_score(y_true, y_pred, average="micro", labels=present, zero_division=0)
-    macro = f1_score(y_true, y_pred, average="macro", labels=present, zero_division=0)
-    return {"micro_f1": float(micro), "macro_f1": float(macro)}
 
 
 def _reference_labels(

@@ -1,0 +1,71 @@
+"""Evaluation outputs on disk: ``metrics.json``, ``per_label.csv`` and ``per_label.md``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from hiercon.errors import HierconError
+
+PER_LABEL_COLUMNS = ("label", "precision", "recall", "f1", "support", "threshold", "ap")
+
+
+def _json_number(key: str, value: object) -> object:
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        raise HierconError(f"metric {key!r} is {value}; metrics.json only holds finite numbers")
+    return value
+
+
+def _columns(per_label: Sequence[Mapping[str, object]]) -> list[str]:
+    extra = [key for row in per_label for key in row if key not in PER_LABEL_COLUMNS]
+    present = [key for key in PER_LABEL_COLUMNS if any(key in row for row in per_label)]
+    return present + list(dict.fromkeys(extra))
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value).replace("|", "\\|")
+
+
+def per_label_markdown(per_label: Sequence[Mapping[str, object]]) -> str:
+    """A Markdown table of per-label rows (floats to 4 decimals, a missing AP left blank)."""
+    if not per_label:
+        return ""
+    columns = _columns(per_label)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(["---"] * len(columns)) + "|"]
+    lines += ["| " + " | ".join(_cell(row.get(column)) for column in columns) + " |" for row in per_label]
+    return "\n".join(lines) + "\n"
+
+
+def write_evaluation(
+    output_dir: str | Path, metrics: Mapping[str, object], per_label: Sequence[Mapping[str, object]]
+) -> dict[str, Path]:
+    """Write ``metrics.json``, ``per_label.csv`` and ``per_label.md`` into ``output_dir``.
+
+    Returns their paths under the keys ``"metrics"``, ``"per_label_csv"`` and ``"per_label_md"``.
+    """
+    folder = Path(output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "metrics": folder / "metrics.json",
+        "per_label_csv": folder / "per_label.csv",
+        "per_label_md": folder / "per_label.md",
+    }
+    clean = {str(key): _json_number(str(key), value) for key, value in metrics.items()}
+    paths["metrics"].write_text(json.dumps(clean, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    with paths["per_label_csv"].open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(
+            handle, fieldnames=_columns(per_label) if per_label else list(PER_LABEL_COLUMNS)
+        )
+        writer.writeheader()
+        writer.writerows(per_label)
+    paths["per_label_md"].write_text(per_label_markdown(per_label), encoding="utf-8")
+    return paths
