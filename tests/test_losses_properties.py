@@ -123,14 +123,22 @@ def test_jaccard_and_mulsupcon_on_one_hot_equal_supcon(batch) -> None:
 @PROPERTY_SETTINGS
 @given(multi_label_batches(max_batch=10, max_labels=6), st.sampled_from([1.0, 0.0, 0.5, 2.0, -1.0]))
 def test_reg_target_weights_sum_to_one_per_anchor(batch, alpha: float) -> None:
-    """Sample anchors with labels and prototypes of labels present in the batch distribute mass one."""
+    """Anchors whose every label has a key to carry it distribute mass one; the others none.
+
+    Sample anchors always do (through their labels' prototypes). Prototype ``c`` does when a
+    sample holds ``c`` (for ``alpha < 0``: holds exactly ``{c}``, a subset of the prototype's set).
+    """
     _, labels = batch
     num_labels = labels.shape[1]
     items = torch.cat([labels, torch.eye(num_labels, dtype=labels.dtype)])
     not_self = ~torch.eye(items.shape[0], dtype=torch.bool)
     weights = reg_target_weights(items, items, not_self, alpha)
     assert (weights >= 0).all() and (weights[~not_self] == 0).all()
-    expected = torch.cat([(labels.sum(1) > 0), (labels.sum(0) > 0)]).to(weights.dtype)
+    if alpha >= 0:
+        carried = labels.sum(0) > 0
+    else:
+        carried = ((labels > 0) & (labels.sum(1, keepdim=True) == 1)).any(0)
+    expected = torch.cat([labels.sum(1) > 0, carried]).to(weights.dtype)
     torch.testing.assert_close(weights.sum(1), expected)
 
 
