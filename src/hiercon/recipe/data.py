@@ -239,6 +239,15 @@ class LabelReader:
                 labels.append(self.named(parts[-1]))
         return labels
 
+    def hint(self, label: str) -> str:
+        """A suggestion for a label the taxonomy lacks: a label template, or the closest name."""
+        prefixed = sorted(known for known in self.known if known.endswith(label) and known != label)
+        if prefixed:
+            template = prefixed[0][: -len(label)] + "{}"
+            return f"; did you mean {prefixed[0]!r}? (set data.label_template: {template!r})"
+        suggestion = closest(label, list(self.known))
+        return f"; did you mean {suggestion!r}?" if suggestion else ""
+
     def read(self, row: dict[str, Any], position: int) -> list[str]:
         labels: list[str] = []
         for column in self.args.label_columns:
@@ -253,8 +262,7 @@ class LabelReader:
                 labels.extend(self.from_paths(values))
         for label in labels:
             if label not in self.known:
-                suggestion = closest(label, list(self.known))
-                hint = f"; did you mean {suggestion!r}? (data.label_template may help)" if suggestion else ""
+                hint = self.hint(label)
                 raise ConfigError(
                     f"label {label!r} of row {position} (columns {self.args.label_columns}) is not in the taxonomy{hint}"
                 )
@@ -283,20 +291,26 @@ def encode_split(dataset: Dataset, args: DataArguments, taxonomy: Any, split: st
     )
 
 
-def load_taxonomy(args: DataArguments, train: Dataset) -> Any:
-    """The configured taxonomy file, or one built from the labels of the train split."""
+def load_taxonomy(args: DataArguments, splits: Sequence[Dataset]) -> Any:
+    """The configured taxonomy file, or one built from the labels found in ``splits``."""
     from hiercon.taxonomy import LabelTaxonomy
 
     if args.taxonomy:
-        return LabelTaxonomy.from_file(args.taxonomy)
-    first = args.label_columns[0]
+        return LabelTaxonomy.from_file(args.taxonomy, root=args.taxonomy_root)
+    train = splits[0]
     if args.label_format == "ids" and len(args.label_columns) == 1:
-        names = class_names(train, first)
+        names = class_names(train, args.label_columns[0])
         if names is not None and not args.label_template:
             return LabelTaxonomy.from_labels(names)
     if args.label_format == "paths":
         paths = sorted(
-            {str(value) for column in args.label_columns for row in train[column] for value in as_list(row)}
+            {
+                str(value)
+                for split in splits
+                for column in args.label_columns
+                for row in split[column]
+                for value in as_list(row)
+            }
         )
         if args.label_template:
             raise ConfigError("data.label_template needs data.taxonomy when labels are paths")
@@ -308,8 +322,9 @@ def load_taxonomy(args: DataArguments, train: Dataset) -> Any:
     if args.label_format == "names":
         names = {
             args.label_template.format(value) if args.label_template else str(value)
+            for split in splits
             for column in args.label_columns
-            for row in train[column]
+            for row in split[column]
             for value in as_list(row)
         }
         return LabelTaxonomy.from_labels(sorted(names))
@@ -333,7 +348,7 @@ def load_recipe_data(args: DataArguments, seed: int = 42) -> RecipeData:
     train, validation, test = pick_splits(raw, args, seed)
     for split, dataset in (("train", train), ("validation", validation), ("test", test)):
         check_columns(dataset, args, split)
-    taxonomy = load_taxonomy(args, train)
+    taxonomy = load_taxonomy(args, [train, validation, test])
     encoded = {
         split: prepare_input(encode_split(dataset, args, taxonomy, split), args)
         for split, dataset in (("train", train), ("validation", validation), ("test", test))
