@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import json
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -121,8 +122,13 @@ def _is_peft(module: nn.Module) -> bool:
     return isinstance(module, PeftModel)
 
 
-def _load_encoder(source: str | Path) -> nn.Module:
+def _load_stage1(source: str | Path) -> nn.Module:
+    """A ContrastiveModel folder, a peft adapter folder or a plain encoder folder (or Hub id)."""
+    from hiercon.modeling.contrastive_model import CONTRASTIVE_CONFIG_NAME, ContrastiveModel
+
     folder = Path(source)
+    if (folder / CONTRASTIVE_CONFIG_NAME).is_file():
+        return ContrastiveModel.from_pretrained(folder)
     if (folder / "adapter_config.json").is_file():
         from peft import AutoPeftModel
 
@@ -133,16 +139,24 @@ def _load_encoder(source: str | Path) -> nn.Module:
         raise ConfigError(f"cannot load an encoder from {str(source)!r}: {error}") from None
 
 
-def unwrap_stage1(model: object) -> tuple[nn.Module, str | None]:
-    """``(encoder, stage-1 pooling mode or None)`` of a ContrastiveModel, a transformers encoder or a folder."""
+def unwrap_stage1(model: object) -> tuple[nn.Module, dict[str, Any]]:
+    """``(encoder, stage-1 provenance)`` of a ContrastiveModel, a transformers encoder or a folder.
+
+    The provenance holds what the stage-1 model knows about itself (``stage1_info()`` of a
+    ContrastiveModel: loss, pooling, base model, peft); a bare encoder gives an empty record.
+    """
     if isinstance(model, (str, Path)):
-        return _load_encoder(model), None
+        model = _load_stage1(model)
     encoder = getattr(model, "encoder", None)
     if isinstance(encoder, PreTrainedModel) or (isinstance(encoder, nn.Module) and _is_peft(encoder)):
-        pooling = getattr(model, "pooling", None)
-        return encoder, pooling if isinstance(pooling, str) else getattr(pooling, "mode", None)
+        info = (
+            model.stage1_info()
+            if hasattr(model, "stage1_info")
+            else {"pooling": getattr(model, "pooling", None)}
+        )
+        return encoder, {key: value for key, value in info.items() if value is not None}
     if isinstance(model, nn.Module) and hasattr(model, "config"):
-        return model, None
+        return model, {}
     raise ConfigError(
         f"build_classifier needs a ContrastiveModel, a transformers encoder or a model folder, "
         f"got {type(model).__name__}"
@@ -247,21 +261,16 @@ def _pooling_record(encoder: PreTrainedModel, stage1_pooling: str | None) -> dic
     return {"pooling": stage1_pooling, "head_pooling": head_pooling, "pooling_mismatch": mismatch}
 
 
-def _peft_record(encoder: nn.Module, merge_adapter: bool) -> dict[str, Any] | None:
+def _peft_record(
+    encoder: nn.Module, merge_adapter: bool, known: Mapping[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """What stage 2 did with the encoder's peft adapter (``"adapter": "merged"`` or ``"kept"``) and its config."""
     if not _is_peft(encoder):
         return None
-    peft_config = encoder.peft_config[encoder.active_adapter]
-    return {
-        "adapter": "merged" if merge_adapter else "kept",
-        "type": str(
-            peft_config.peft_type.value if hasattr(peft_config.peft_type, "value") else peft_config.peft_type
-        ),
-        "r": getattr(peft_config, "r", None),
-        "lora_alpha": getattr(peft_config, "lora_alpha", None),
-        "target_modules": sorted(peft_config.target_modules)
-        if isinstance(peft_config.target_modules, (set, list))
-        else peft_config.target_modules,
-    }
+    if known is None:
+        peft_config = encoder.peft_config[encoder.active_adapter]
+        known = json.loads(json.dumps(peft_config.to_dict(), default=str))
+    return {**dict(known), "adapter": "merged" if merge_adapter else "kept"}
 
 
 def _keep_adapter(classifier: PreTrainedModel, encoder: nn.Module) -> nn.Module:
@@ -329,11 +338,11 @@ def build_classifier(
     if task not in TASKS:
         raise ConfigError(f"task must be one of {TASKS}, got {task!r}")
     names, space = resolve_labels(taxonomy, label_space, labels)
-    encoder, stage1_pooling = unwrap_stage1(model)
+    encoder, known = unwrap_stage1(model)
     base = _base_encoder(encoder)
     task = detect_task(encoder) if task == "auto" else task
 
-    peft_record = _peft_record(encoder, merge_adapter)
+    peft_record = _peft_record(encoder, merge_adapter, known.get("peft"))
     if peft_record is not None and merge_adapter:
         encoder_state = copy.deepcopy(encoder).merge_and_unload().state_dict()
     else:
@@ -364,8 +373,9 @@ def build_classifier(
         "loss_config": {},
         "citation": "",
         "base_model": getattr(base.config, "_name_or_path", "") or "",
+        **{key: value for key, value in known.items() if key != "peft"},
         **dict(stage1 or {}),
-        **_pooling_record(base, stage1_pooling),
+        **_pooling_record(base, known.get("pooling")),
         "peft": peft_record,
     }
     write_hiercon_config(

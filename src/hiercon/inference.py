@@ -1,0 +1,161 @@
+"""Multi-label prediction with tuned per-label thresholds and hierarchy-consistent decoding.
+
+:class:`MultiLabelPredictor` runs a stock ``transformers.pipeline`` (text or image classification)
+on a saved hiercon classifier, so it accepts whatever that pipeline accepts (strings, image paths,
+PIL images, URLs...), and then keeps only the labels above their thresholds from ``config.hiercon``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import AutoConfig, pipeline
+
+from hiercon.errors import ConfigError
+from hiercon.modeling.classifier import read_hiercon_config, read_labels, read_taxonomy
+
+TASK_BY_HEAD = {
+    "ImageClassification": "image-classification",
+    "SequenceClassification": "text-classification",
+}
+
+
+def pipeline_task(config: Any) -> str:
+    """``"image-classification"`` or ``"text-classification"`` from the saved architecture."""
+    for architecture in getattr(config, "architectures", None) or []:
+        for head, task in TASK_BY_HEAD.items():
+            if architecture.endswith(f"For{head}"):
+                return task
+    raise ConfigError(
+        f"cannot tell the pipeline task of architectures {getattr(config, 'architectures', None)}; "
+        "expected a *ForSequenceClassification or *ForImageClassification model"
+    )
+
+
+class MultiLabelPredictor:
+    """Thresholded, hierarchy-consistent multi-label predictions from a ``transformers`` pipeline.
+
+    Decoding (``consistent=True``, for a classifier over taxonomy nodes): scores are first repaired so
+    that no label scores above its parents (``taxonomy.make_consistent``), then each label is kept when
+    its score reaches its threshold, and the ancestors of every kept label are added (closure), so a
+    prediction is always a set closed under ancestors.
+    """
+
+    def __init__(self, classifier_pipeline: Any, consistent: bool = True) -> None:
+        config = classifier_pipeline.model.config
+        if getattr(config, "problem_type", None) != "multi_label_classification":
+            raise ConfigError(
+                f"MultiLabelPredictor needs a multi-label classifier; problem_type is {config.problem_type!r}"
+            )
+        self.pipeline = classifier_pipeline
+        self.labels = read_labels(config)
+        self.label_to_id = {label: i for i, label in enumerate(self.labels)}
+        record = read_hiercon_config(config)
+        self.thresholds = np.asarray(record["thresholds"], dtype=np.float64)
+        self.label_space = record["label_space"]
+        self.taxonomy = read_taxonomy(config)
+        self.consistent = consistent
+        self._ancestors = self._ancestor_matrix()
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_dir: str | Path,
+        device: int | str | torch.device | None = None,
+        consistent: bool = True,
+        **kwargs,
+    ) -> MultiLabelPredictor:
+        """Load a saved classifier folder (or Hub id) with ``transformers.pipeline`` (no remote code)."""
+        if kwargs.get("trust_remote_code"):
+            raise ConfigError(
+                "trust_remote_code is not supported; hiercon classifiers are stock transformers models"
+            )
+        task = pipeline_task(AutoConfig.from_pretrained(model_dir))
+        return cls(pipeline(task, model=str(model_dir), device=device, **kwargs), consistent=consistent)
+
+    @classmethod
+    def from_pipeline(cls, classifier_pipeline: Any, consistent: bool = True) -> MultiLabelPredictor:
+        """Wrap an existing text- or image-classification pipeline."""
+        return cls(classifier_pipeline, consistent=consistent)
+
+    @property
+    def is_hierarchical(self) -> bool:
+        """Whether consistent decoding applies: a taxonomy and a classifier over all its nodes."""
+        return self.taxonomy is not None and self.label_space == "nodes"
+
+    def _ancestor_matrix(self) -> torch.Tensor | None:
+        if not self.is_hierarchical:
+            return None
+        if list(self.taxonomy.labels) != self.labels:
+            raise ConfigError("the stored taxonomy's nodes do not match the classifier's labels")
+        return self.taxonomy.ancestor_matrix.to(torch.float32)
+
+    # ---- scores ----
+
+    def predict_proba(self, inputs: Any, batch_size: int | None = None) -> np.ndarray:
+        """Sigmoid scores ``[n, labels]`` in label-id order (one row per input; one row for a single input)."""
+        batch = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        if not batch:
+            return np.zeros((0, len(self.labels)))
+        options = {"top_k": len(self.labels), "function_to_apply": "sigmoid"}
+        if batch_size is not None:
+            options["batch_size"] = batch_size
+        outputs = self.pipeline(batch, **options)
+        scores = np.zeros((len(batch), len(self.labels)))
+        for row, ranked in enumerate(outputs):
+            for entry in ranked:
+                scores[row, self.label_to_id[entry["label"]]] = entry["score"]
+        return scores
+
+    def decide(self, scores: np.ndarray, consistent: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(scores used, bool picks)`` for score rows: consistency repair, thresholds, ancestor closure."""
+        consistent = self.consistent if consistent is None else consistent
+        scores = np.asarray(scores, dtype=np.float64)
+        if scores.ndim != 2 or scores.shape[1] != len(self.labels):
+            raise ConfigError(f"scores must have shape [n, {len(self.labels)}], got {scores.shape}")
+        if consistent and self.is_hierarchical:
+            scores = self.taxonomy.make_consistent(torch.as_tensor(scores)).numpy()
+        picked = scores >= self.thresholds
+        if consistent and self.is_hierarchical:
+            # Row i of the ancestor matrix marks i and its ancestors: a picked label switches them all on.
+            picked = (torch.as_tensor(picked, dtype=torch.float32) @ self._ancestors).numpy() > 0
+        return scores, picked
+
+    def __call__(
+        self,
+        inputs: Any,
+        top_k: int | None = None,
+        consistent: bool | None = None,
+        batch_size: int | None = None,
+    ) -> list[list[dict[str, Any]]]:
+        """Per input, the predicted labels as ``{"label", "score"}`` dicts, best first.
+
+        Args:
+            inputs: one input or a list of inputs the pipeline accepts (texts, images, paths...).
+            top_k: keep at most this many predicted labels per input (None: all above threshold).
+            consistent: override the predictor's hierarchy-consistent decoding for this call.
+        """
+        if top_k is not None and top_k < 1:
+            raise ConfigError(f"top_k must be a positive integer or None, got {top_k}")
+        scores, picked = self.decide(self.predict_proba(inputs, batch_size), consistent)
+        return [self._ranked(row_scores, row_picked, top_k) for row_scores, row_picked in zip(scores, picked)]
+
+    def _ranked(self, scores: np.ndarray, picked: np.ndarray, top_k: int | None) -> list[dict[str, Any]]:
+        chosen = sorted(np.flatnonzero(picked), key=lambda i: (-scores[i], i))
+        return [{"label": self.labels[i], "score": float(scores[i])} for i in chosen[:top_k]]
+
+    def predict_labels(self, inputs: Any, consistent: bool | None = None) -> list[list[str]]:
+        """Per input, the names of the predicted labels (in label-id order)."""
+        _, picked = self.decide(self.predict_proba(inputs), consistent)
+        return [[self.labels[i] for i in np.flatnonzero(row)] for row in picked]
+
+    def set_thresholds(self, thresholds: Sequence[float]) -> None:
+        """Replace the per-label thresholds used by this predictor (the saved model is not changed)."""
+        values = np.asarray(thresholds, dtype=np.float64)
+        if values.shape != (len(self.labels),):
+            raise ConfigError(f"expected {len(self.labels)} thresholds, got shape {values.shape}")
+        self.thresholds = values

@@ -1,0 +1,286 @@
+"""Stage 2: train a multi-label classifier (linear probe or full fine-tune, optional LoRA) with the HF Trainer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import Trainer
+
+from hiercon.errors import ConfigError, UnknownLabelError
+from hiercon.modeling.classifier import (
+    apply_lora,
+    merge_lora,
+    read_hiercon_config,
+    read_labels,
+    read_taxonomy,
+    set_thresholds,
+)
+from hiercon.training.losses_stage2 import MultiLabelLoss, build_objective, taxonomy_edge_index
+from hiercon.training.thresholds import DEFAULT_GRID, tune_thresholds
+
+if TYPE_CHECKING:
+    from peft import PeftConfig
+
+    from hiercon.taxonomy import LabelTaxonomy
+
+LABEL_COLUMNS = ("labels", "label")
+
+
+class MultiHotEncoder:
+    """Turns a ``labels`` value (label names, or a multi-hot row) into the classifier's float multi-hot row.
+
+    Names are looked up in the classifier's labels; in the ``"nodes"`` label space of a taxonomy the
+    ancestors of every named label are switched on too (``taxonomy.encode``).
+    """
+
+    def __init__(self, labels: Sequence[str], taxonomy: LabelTaxonomy | None, label_space: str) -> None:
+        self.labels = list(labels)
+        self.label_to_id = {label: i for i, label in enumerate(self.labels)}
+        self.use_taxonomy = taxonomy is not None and label_space == "nodes"
+        if self.use_taxonomy and list(taxonomy.labels) != self.labels:
+            raise ConfigError("the classifier's labels are not the taxonomy's nodes in the taxonomy's order")
+        self.taxonomy = taxonomy
+
+    @property
+    def width(self) -> int:
+        return len(self.labels)
+
+    def encode(self, rows: Sequence[Any]) -> list[list[float]]:
+        """Multi-hot float rows for a batch of ``labels`` values."""
+        return [self.encode_row(row, i) for i, row in enumerate(rows)]
+
+    def encode_row(self, row: Any, position: int = 0) -> list[float]:
+        values = list(row) if isinstance(row, (list, tuple, np.ndarray, torch.Tensor)) else None
+        if values is None:
+            raise ConfigError(
+                f"labels of row {position} must be a list of label names or a multi-hot list, got {row!r}"
+            )
+        if values and all(isinstance(value, str) for value in values):
+            return self._encode_names(values)
+        return self._check_multi_hot(values, position)
+
+    def _encode_names(self, names: list[str]) -> list[float]:
+        if self.use_taxonomy:
+            return self.taxonomy.encode([names])[0].tolist()
+        row = [0.0] * self.width
+        for name in names:
+            if name not in self.label_to_id:
+                hint = (
+                    " (the classifier predicts leaves only)"
+                    if self.taxonomy is not None and name in self.taxonomy
+                    else ""
+                )
+                raise UnknownLabelError(f"unknown label {name!r}{hint}; known labels: {self.labels[:10]}...")
+            row[self.label_to_id[name]] = 1.0
+        return row
+
+    def _check_multi_hot(self, values: list[Any], position: int) -> list[float]:
+        if len(values) != self.width:
+            raise ConfigError(
+                f"labels of row {position} have width {len(values)} but the classifier has {self.width} labels; "
+                "give a multi-hot row per example, or a list of label names"
+            )
+        try:
+            row = [float(value) for value in values]
+        except (TypeError, ValueError):
+            raise ConfigError(f"labels of row {position} mix names and numbers: {values!r}") from None
+        if any(not 0.0 <= value <= 1.0 for value in row):
+            raise ConfigError(f"multi-hot labels of row {position} must lie in [0, 1], got {values!r}")
+        return row
+
+
+def prepare_labels(dataset: Any, encoder: MultiHotEncoder, split: str = "train") -> Any:
+    """A ``datasets.Dataset`` whose ``labels`` column holds float32 multi-hot rows (checked up front).
+
+    Datasets of other kinds are returned as they are; their label width is checked at the first batch.
+    """
+    if dataset is None or not hasattr(dataset, "column_names") or not hasattr(dataset, "map"):
+        return dataset
+    if isinstance(dataset.column_names, dict):  # a DatasetDict
+        raise ConfigError(f"{split}_dataset is a DatasetDict; pass one split, e.g. dataset['{split}']")
+    column = next((name for name in LABEL_COLUMNS if name in dataset.column_names), None)
+    if column is None:
+        raise ConfigError(f"{split}_dataset needs a 'labels' column; it has {dataset.column_names}")
+    from datasets import List, Value
+
+    encoded = dataset.map(
+        lambda batch: {"labels": encoder.encode(batch[column])},
+        batched=True,
+        remove_columns=[column] if column != "labels" else None,
+        desc=f"encoding {split} labels",
+    )
+    return encoded.cast_column("labels", List(Value("float32")))
+
+
+def classifier_config(model: nn.Module) -> Any:
+    """The transformers config of a classifier, whether or not it is wrapped by peft."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.config
+
+
+def freeze_base_model(model: nn.Module) -> int:
+    """Freeze the encoder part of a classifier (linear probe); return the number of frozen tensors."""
+    base = model.get_submodule(model.base_model_prefix)
+    frozen = 0
+    for parameter in base.parameters():
+        parameter.requires_grad_(False)
+        frozen += 1
+    return frozen
+
+
+class ClassifierTrainer(Trainer):
+    """A ``transformers.Trainer`` for multi-label classifiers built by :func:`hiercon.build_classifier`.
+
+    Args:
+        loss: ``"bce"`` (default), ``"asl"`` (asymmetric loss; ``loss_options`` such as
+            ``{"gamma_neg": 4, "gamma_pos": 0, "clip": 0.05}``) or a :class:`MultiLabelLoss`.
+        consistency_weight: weight of the hierarchy-consistency penalty (needs the ``"nodes"`` label
+            space of a taxonomy).
+        freeze_encoder: train the head only (linear probe); otherwise the whole model is fine-tuned.
+        peft_config: wrap the classifier with this LoRA config (the head stays fully trainable).
+            :meth:`save_model` then writes the merged, plain transformers model.
+        taxonomy: defaults to the taxonomy stored in the classifier's ``config.hiercon``.
+
+    Datasets need a ``labels`` column of multi-hot rows or of label-name lists; ``datasets.Dataset``
+    splits are encoded and checked before training starts. Every other Trainer argument passes through.
+    The loss is a per-batch mean, so ``loss_is_scaled_for_ga = False`` lets the Trainer average it over
+    gradient-accumulation steps.
+    """
+
+    loss_is_scaled_for_ga = False
+
+    def __init__(
+        self,
+        model: nn.Module | None = None,
+        args: Any = None,
+        *,
+        loss: str | MultiLabelLoss = "bce",
+        loss_options: dict[str, float] | None = None,
+        consistency_weight: float = 0.0,
+        freeze_encoder: bool = False,
+        peft_config: PeftConfig | None = None,
+        taxonomy: LabelTaxonomy | None = None,
+        train_dataset: Any = None,
+        eval_dataset: Any = None,
+        **trainer_kwargs: Any,
+    ) -> None:
+        if model is None:
+            raise ConfigError("ClassifierTrainer needs a classifier (see hiercon.build_classifier)")
+        if "tokenizer" in trainer_kwargs:
+            raise ConfigError("pass the tokenizer or image processor as processing_class=, not tokenizer=")
+        config = classifier_config(model)
+        if getattr(config, "problem_type", None) != "multi_label_classification":
+            raise ConfigError(
+                f"ClassifierTrainer trains multi-label classifiers; config.problem_type is {config.problem_type!r}"
+            )
+        hiercon = read_hiercon_config(config)
+        labels = read_labels(config)
+        taxonomy = taxonomy if taxonomy is not None else read_taxonomy(config)
+        self.label_encoder = MultiHotEncoder(labels, taxonomy, hiercon["label_space"])
+        train_dataset = prepare_labels(train_dataset, self.label_encoder, "train")
+        if isinstance(eval_dataset, dict):
+            eval_dataset = {
+                name: prepare_labels(split, self.label_encoder, name) for name, split in eval_dataset.items()
+            }
+        else:
+            eval_dataset = prepare_labels(eval_dataset, self.label_encoder, "eval")
+
+        edge_index = taxonomy_edge_index(taxonomy, labels) if taxonomy is not None else None
+        self.objective = build_objective(loss, loss_options, consistency_weight, edge_index)
+        if freeze_encoder and peft_config is not None:
+            raise ConfigError(
+                "freeze_encoder=True and peft_config are exclusive: LoRA already freezes the encoder"
+            )
+        if peft_config is not None:
+            model = apply_lora(model, peft_config)
+        if freeze_encoder:
+            freeze_base_model(model)
+        self.taxonomy = taxonomy
+        super().__init__(
+            model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, **trainer_kwargs
+        )
+        # The loss is computed here, never inside the model: no num_items_in_batch plumbing.
+        self.model_accepts_loss_kwargs = False
+        self._loss_parts: dict[str, list[float]] = {}
+
+    # ---- loss ----
+
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, Any]:
+        inputs = dict(inputs)
+        targets = inputs.pop("labels", None)
+        if targets is None:
+            raise ConfigError("the batch has no 'labels'; ClassifierTrainer needs multi-hot labels")
+        outputs = model(**inputs)
+        parts = self.objective(outputs.logits, targets.float())
+        loss = torch.stack(list(parts.values())).sum()
+        if model.training:
+            for name, value in parts.items():
+                self._loss_parts.setdefault(name, []).append(float(value.detach()))
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._loss_parts:
+            for name, values in self._loss_parts.items():
+                logs[f"loss_{name}"] = round(sum(values) / len(values), 6)
+            self._loss_parts = {}
+        super().log(logs, start_time)
+
+    # ---- predictions and thresholds ----
+
+    def predict_scores(self, dataset: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(sigmoid scores [n, labels], multi-hot labels or None)`` of a dataset."""
+        dataset = prepare_labels(dataset, self.label_encoder, "prediction")
+        output = self.predict(dataset)
+        logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+        scores = torch.sigmoid(torch.as_tensor(logits, dtype=torch.float32)).numpy()
+        return scores, output.label_ids
+
+    def tune_thresholds_on(
+        self,
+        eval_dataset: Any = None,
+        grid: Sequence[float] | np.ndarray = DEFAULT_GRID,
+        fallback: float = 0.5,
+    ) -> np.ndarray:
+        """Tune per-label thresholds for F1 on ``eval_dataset`` (default: the trainer's eval dataset),
+        store them in ``config.hiercon["thresholds"]`` and return them.
+
+        Labels without a positive example in the dataset keep ``fallback`` (see :func:`tune_thresholds`).
+        """
+        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        if dataset is None or isinstance(dataset, dict):
+            raise ConfigError("tune_thresholds_on needs one evaluation dataset with labels")
+        scores, label_ids = self.predict_scores(dataset)
+        if label_ids is None:
+            raise ConfigError("the evaluation dataset has no labels to tune thresholds on")
+        thresholds = tune_thresholds(label_ids, scores, grid=grid, fallback=fallback)
+        set_thresholds(classifier_config(self.model), thresholds.tolist())
+        return thresholds
+
+    # ---- saving ----
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """Save the classifier; a LoRA-wrapped one is saved merged, as a plain transformers model.
+
+        Checkpoints written during training keep the adapter (they are for resuming).
+        """
+        if _internal_call or not hasattr(self.model, "merge_and_unload"):
+            super().save_model(output_dir, _internal_call)
+            return
+        output_dir = output_dir or self.args.output_dir
+        if not self.args.should_save:
+            return
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        merge_lora(self.model).save_pretrained(output_dir)
+        if self.processing_class is not None:
+            self.processing_class.save_pretrained(output_dir)

@@ -1,0 +1,171 @@
+"""build_classifier: stage-1 encoder -> plain multi-label AutoModelFor*Classification."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from tiny_models import save_tiny_bert, save_tiny_vit
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoTokenizer,
+    BertForSequenceClassification,
+    ViTForImageClassification,
+)
+
+from hiercon import LabelTaxonomy, build_classifier
+from hiercon.errors import ConfigError
+from hiercon.modeling import ContrastiveModel
+from hiercon.modeling.classifier import (
+    load_classifier,
+    read_hiercon_config,
+    read_labels,
+    read_taxonomy,
+    set_thresholds,
+    write_hiercon_config,
+)
+
+EDGES = [
+    ("root", "positive"),
+    ("root", "negative"),
+    ("positive", "joy"),
+    ("positive", "love"),
+    ("negative", "anger"),
+    ("negative", "sadness"),
+]
+
+
+@pytest.fixture(scope="module")
+def bert_dir(tmp_path_factory):
+    return save_tiny_bert(tmp_path_factory.mktemp("bert"))
+
+
+@pytest.fixture(scope="module")
+def vit_dir(tmp_path_factory):
+    return save_tiny_vit(tmp_path_factory.mktemp("vit"))
+
+
+@pytest.fixture(scope="module")
+def taxonomy():
+    return LabelTaxonomy.from_edges(EDGES)
+
+
+@pytest.fixture(scope="module")
+def text_batch(bert_dir):
+    tokenizer = AutoTokenizer.from_pretrained(bert_dir)
+    return dict(tokenizer(["happy glad joy", "angry mad hate ugh"], return_tensors="pt", padding=True))
+
+
+def _hidden(model, inputs):
+    model.eval()
+    with torch.no_grad():
+        return model(**inputs).last_hidden_state
+
+
+def test_text_classifier_copies_the_encoder(bert_dir, taxonomy, text_batch):
+    encoder = AutoModel.from_pretrained(bert_dir)
+    classifier = build_classifier(encoder, taxonomy)
+    assert isinstance(classifier, BertForSequenceClassification)
+    assert classifier.config.problem_type == "multi_label_classification"
+    assert read_labels(classifier.config) == taxonomy.labels
+    assert classifier.config.label2id == {label: i for i, label in enumerate(taxonomy.labels)}
+    torch.testing.assert_close(_hidden(classifier.base_model, text_batch), _hidden(encoder, text_batch))
+    assert classifier.classifier.out_features == taxonomy.num_labels
+
+
+def test_image_classifier_copies_the_encoder(vit_dir):
+    encoder = AutoModel.from_pretrained(vit_dir)
+    classifier = build_classifier(encoder, labels=["shirt", "shoe", "bag"])
+    assert isinstance(classifier, ViTForImageClassification)
+    pixels = {"pixel_values": torch.randn(2, 1, 28, 28)}
+    torch.testing.assert_close(_hidden(classifier.base_model, pixels), _hidden(encoder, pixels))
+    record = read_hiercon_config(classifier.config)
+    assert record["taxonomy"] is None and record["label_space"] == "leaves"
+    assert record["stage1"]["head_pooling"] == "cls"
+
+
+def test_config_contract_round_trips_through_save(bert_dir, taxonomy, tmp_path):
+    classifier = build_classifier(str(bert_dir), taxonomy, label_space="leaves", stage1={"loss": "supcon"})
+    set_thresholds(classifier.config, [0.2, 0.3, 0.4, 0.6])
+    classifier.save_pretrained(tmp_path)
+    config = AutoConfig.from_pretrained(tmp_path)
+    record = read_hiercon_config(config)
+    assert set(record) == {"taxonomy", "label_space", "thresholds", "stage1"}
+    assert record["label_space"] == "leaves"
+    assert record["thresholds"] == [0.2, 0.3, 0.4, 0.6]
+    assert record["stage1"]["loss"] == "supcon" and record["stage1"]["peft"] is None
+    assert read_labels(config) == taxonomy.leaves
+    assert read_taxonomy(config) == taxonomy
+    reloaded = load_classifier(tmp_path)
+    assert isinstance(reloaded, BertForSequenceClassification)
+    torch.testing.assert_close(reloaded.classifier.weight, classifier.classifier.weight)
+
+
+def test_contrastive_model_with_mean_pooling_warns_and_records(bert_dir, taxonomy, text_batch):
+    stage1 = ContrastiveModel.from_encoder(str(bert_dir), pooling="mean", projection_dim=8)
+    with pytest.warns(UserWarning, match="fine-tune the whole model"):
+        classifier = build_classifier(stage1, taxonomy)
+    record = read_hiercon_config(classifier.config)["stage1"]
+    assert record["pooling"] == "mean" and record["head_pooling"] == "pooler" and record["pooling_mismatch"]
+    torch.testing.assert_close(
+        _hidden(classifier.base_model, text_batch), _hidden(stage1.encoder, text_batch)
+    )
+
+
+def test_contrastive_model_saved_folder_with_cls_pooling(bert_dir, taxonomy, tmp_path):
+    stage1 = ContrastiveModel.from_encoder(str(bert_dir), pooling="cls", projection_dim=8)
+    stage1.save_pretrained(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        classifier = build_classifier(str(tmp_path), taxonomy)
+    record = read_hiercon_config(classifier.config)["stage1"]
+    assert record["pooling"] == "cls" and not record["pooling_mismatch"]
+    assert record["base_model"] == str(bert_dir)
+
+
+@pytest.mark.parametrize("merge", [True, False])
+def test_lora_encoder_is_merged_or_kept(bert_dir, taxonomy, text_batch, merge):
+    torch.manual_seed(1)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["query", "value"], init_lora_weights=False)
+    encoder = get_peft_model(AutoModel.from_pretrained(bert_dir), lora)
+    reference = _hidden(encoder, text_batch)
+    classifier = build_classifier(encoder, taxonomy, merge_adapter=merge)
+    record = read_hiercon_config(classifier.config)["stage1"]["peft"]
+    assert record["adapter"] == ("merged" if merge else "kept")
+    assert record["r"] == 4
+    if merge:
+        assert not isinstance(classifier, PeftModel)
+        torch.testing.assert_close(_hidden(classifier.base_model, text_batch), reference)
+    else:
+        assert isinstance(classifier, PeftModel)
+        torch.testing.assert_close(_hidden(classifier.get_base_model().bert, text_batch), reference)
+        trainable = {name for name, p in classifier.named_parameters() if p.requires_grad}
+        assert any("lora_A" in name for name in trainable) and any("classifier" in name for name in trainable)
+    assert isinstance(encoder, PeftModel) and any("lora_A" in n for n, _ in encoder.named_parameters())
+
+
+def test_bad_arguments_are_refused(bert_dir, taxonomy):
+    encoder = AutoModel.from_pretrained(bert_dir)
+    with pytest.raises(ConfigError, match="not both"):
+        build_classifier(encoder, taxonomy, labels=["a"])
+    with pytest.raises(ConfigError, match="label_space"):
+        build_classifier(encoder, taxonomy, label_space="levels")
+    with pytest.raises(ConfigError, match="unique"):
+        build_classifier(encoder, labels=["a", "b", "a"])
+    with pytest.raises(ConfigError, match="taxonomy or a non-empty"):
+        build_classifier(encoder)
+    with pytest.raises(ConfigError, match="multi-label"):
+        build_classifier(encoder, taxonomy, problem_type="single_label_classification")
+    with pytest.raises(ConfigError, match="ContrastiveModel"):
+        build_classifier(42, taxonomy)
+    with pytest.raises(ConfigError, match="thresholds"):
+        write_hiercon_config(
+            AutoConfig.for_model("bert", id2label={0: "a"}),
+            taxonomy=None,
+            label_space="leaves",
+            thresholds=[0.5, 0.5],
+            stage1={},
+        )
