@@ -21,7 +21,6 @@ _EXPORTS: dict[str, str] = {
     "map_at_r": "hiercon.metrics.embedding",
     "nearest_neighbours": "hiercon.metrics.embedding",
     "make_compute_metrics": "hiercon.metrics.compute",
-    "make_embedding_compute_metrics": "hiercon.metrics.compute",
     "write_evaluation": "hiercon.metrics.report",
     "per_label_markdown": "hiercon.metrics.report",
 }

@@ -10,7 +10,6 @@ from scipy.special import expit
 
 from hiercon.errors import ConfigError
 from hiercon.metrics.classification import Thresholds, binarize, multilabel_metrics
-from hiercon.metrics.embedding import knn_multilabel_f1, map_at_r
 from hiercon.metrics.hierarchical import hierarchical_metrics, leaves_to_nodes, level_metrics
 from hiercon.metrics.inputs import ArrayLike, as_matrix, as_multi_hot, to_numpy
 
@@ -83,21 +82,5 @@ def make_compute_metrics(
             predictions = binarize(probabilities, thresholds)
             results.update(_hierarchy_metrics(truth, predictions, taxonomy, label_space, names))
         return {key: float(value) for key, value in results.items()}
-
-    return compute_metrics
-
-
-def make_embedding_compute_metrics(k: int = 10, with_map_at_r: bool = True) -> ComputeMetrics:
-    """A ``compute_metrics`` for an encoder whose predictions are embeddings and whose labels are
-    multi-hot rows (or class ids): leave-one-out ``knn_micro_f1``/``knn_macro_f1`` and ``map_at_r``."""
-
-    def compute_metrics(eval_prediction: Any) -> dict[str, float]:
-        embeddings, label_ids = _predictions_and_labels(eval_prediction)
-        labels = to_numpy(label_ids, "label_ids")
-        labels = np.rint(labels).astype(np.int64) if labels.dtype.kind == "f" else labels
-        results = {f"knn_{key}": value for key, value in knn_multilabel_f1(embeddings, labels, k=k).items()}
-        if with_map_at_r:
-            results["map_at_r"] = map_at_r(embeddings, labels)
-        return results
 
     return compute_metrics

@@ -1,0 +1,84 @@
+"""Publishing through a loopback Hub with the real hub client, and loading back with ``pipeline``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hub_server
+import pytest
+import torch
+from hub_server import FAKE_TOKEN, FakeHub
+from tiny_models import tiny_bert_config, write_tiny_tokenizer
+from transformers import BertForSequenceClassification, pipeline
+
+from hiercon.hub import PushError, push_model_folder
+
+fake_hub = hub_server.fake_hub
+
+LABELS = ["joy", "anger", "curiosity"]
+
+
+def save_tiny_classifier(folder: Path) -> Path:
+    """A tiny multi-label BERT classifier with its tokenizer and a README, saved like the recipe does."""
+    tokenizer = write_tiny_tokenizer(folder)
+    config = tiny_bert_config(
+        len(tokenizer),
+        num_labels=len(LABELS),
+        problem_type="multi_label_classification",
+        id2label=dict(enumerate(LABELS)),
+        label2id={label: i for i, label in enumerate(LABELS)},
+    )
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    (folder / "README.md").write_text("---\nlibrary_name: transformers\n---\n# tiny\n")
+    return folder
+
+
+def test_push_then_pipeline_from_the_hub(tmp_path: Path, fake_hub: FakeHub, caplog) -> None:
+    folder = save_tiny_classifier(tmp_path / "model")
+    with caplog.at_level(logging.DEBUG):
+        result = push_model_folder(folder, "tester/tiny-ml")
+    assert result.commit_url.startswith(fake_hub.endpoint)
+    stored = fake_hub.storage.files("tester/tiny-ml")
+    assert {"config.json", "model.safetensors", "tokenizer.json", "README.md"} <= set(stored)
+    assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in stored)
+
+    classifier = pipeline("text-classification", model="tester/tiny-ml")
+    scores = classifier("happy joy great", top_k=None)
+    assert sorted(entry["label"] for entry in scores) == sorted(LABELS)
+    assert all(0.0 < entry["score"] < 1.0 for entry in scores)  # sigmoid, not softmax
+    assert abs(sum(entry["score"] for entry in scores) - 1.0) > 1e-6 or len(LABELS) == 1
+    assert FAKE_TOKEN not in caplog.text
+
+
+def test_stage1_encoder_goes_to_a_second_repo(tmp_path: Path, fake_hub: FakeHub) -> None:
+    from tiny_models import save_tiny_bert
+
+    folder = save_tiny_classifier(tmp_path / "model")
+    encoder = save_tiny_bert(tmp_path / "encoder")
+    result = push_model_folder(folder, "tester/tiny-ml", include_stage1=encoder, private=True)
+    assert result.stage1_repo_url is not None and "tester/tiny-ml-encoder" in result.stage1_repo_url
+    assert "model.safetensors" in fake_hub.storage.files("tester/tiny-ml-encoder")
+
+
+def test_failed_push_keeps_the_folder_and_says_how_to_retry(
+    tmp_path: Path, fake_hub: FakeHub, caplog
+) -> None:
+    folder = save_tiny_classifier(tmp_path / "model")
+    fake_hub.stop()
+    before = sorted(path.name for path in folder.iterdir())
+    with caplog.at_level(logging.DEBUG), pytest.raises(PushError) as failure:
+        push_model_folder(folder, "tester/tiny-ml", token=FAKE_TOKEN)
+    message = str(failure.value)
+    assert str(folder.resolve()) in message
+    assert f"hiercon push {folder.resolve()} --repo-id tester/tiny-ml" in message
+    assert failure.value.retry_command == f"hiercon push {folder.resolve()} --repo-id tester/tiny-ml"
+    assert sorted(path.name for path in folder.iterdir()) == before
+    assert FAKE_TOKEN not in message and FAKE_TOKEN not in caplog.text
+    assert isinstance(failure.value, RuntimeError)
+
+
+def test_push_refuses_a_folder_without_a_model(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        push_model_folder(tmp_path, "tester/empty")
