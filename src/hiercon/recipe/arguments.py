@@ -167,6 +167,9 @@ class OutputArguments:
     compare_baseline: bool = field(
         default=False, metadata={"help": "Also fine-tune the encoder with plain BCE on the same budget."}
     )
+    baseline_learning_rate: float | None = field(
+        default=None, metadata={"help": "Learning rate of the baseline; defaults to stage2.learning_rate."}
+    )
     plots: bool = True
     push_to_hub: bool = False
     hub_model_id: str | None = None

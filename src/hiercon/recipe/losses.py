@@ -1,0 +1,63 @@
+"""Stage-1 losses by name, built with what the recipe knows (temperature, taxonomy, sizes)."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from hiercon.errors import ConfigError
+from hiercon.recipe.arguments import Stage1Arguments
+from hiercon.recipe.config import closest
+
+LOSSES = {
+    "supcon": "SupConLoss",
+    "jaccard_supcon": "JaccardSupConLoss",
+    "mulsupcon": "MulSupConLoss",
+    "abalone": "AbaloneLoss",
+    "reg": "RegLoss",
+    "prototype": "PrototypeLoss",
+    "himulcone": "HiMulConELoss",
+    "cl_infonce": "ClInfoNCELoss",
+    "hcsc": "HCSCLoss",
+    "ranked": "RankedContrastiveLoss",
+}
+
+
+def loss_class(name: str) -> type:
+    """The loss class for a recipe name (``jaccard_supcon``) or a class name (``JaccardSupConLoss``)."""
+    import hiercon.losses
+
+    class_name = LOSSES.get(name.lower(), name)
+    if class_name not in LOSSES.values():
+        suggestion = closest(name.lower(), list(LOSSES))
+        hint = f"; did you mean {suggestion!r}?" if suggestion else f"; choose one of {', '.join(LOSSES)}"
+        raise ConfigError(f"unknown stage1.loss {name!r}{hint}")
+    try:
+        return getattr(hiercon.losses, class_name)
+    except (AttributeError, ImportError) as error:
+        raise ConfigError(f"stage1.loss {name!r} is not available in this installation: {error}") from None
+
+
+def build_loss(stage1: Stage1Arguments, taxonomy: Any, embedding_dim: int) -> Any:
+    """The configured loss; ``temperature``, ``taxonomy``, ``num_labels`` and ``embedding_dim`` are
+    filled in where its constructor takes them and ``loss_kwargs`` does not set them."""
+    cls = loss_class(stage1.loss)
+    parameters = inspect.signature(cls.__init__).parameters
+    unknown = sorted(set(stage1.loss_kwargs) - set(parameters) - {"self"})
+    if unknown:
+        valid = [name for name in parameters if name != "self"]
+        suggestion = closest(unknown[0], valid)
+        hint = f"; did you mean {suggestion!r}?" if suggestion else f"; it takes {valid}"
+        raise ConfigError(f"stage1.loss_kwargs {unknown} are not arguments of {cls.__name__}{hint}")
+    known = {
+        "temperature": stage1.temperature,
+        "taxonomy": taxonomy,
+        "num_labels": taxonomy.num_labels,
+        "embedding_dim": embedding_dim,
+    }
+    kwargs = {name: value for name, value in known.items() if name in parameters}
+    kwargs.update(stage1.loss_kwargs)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"cannot build {cls.__name__} from stage1 settings: {error}") from None
