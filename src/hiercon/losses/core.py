@@ -153,8 +153,9 @@ def anchor_losses(
         losses = -(weights * torch.where(positive, logp, 0.0)).sum(dim=1)
 
     if gradient_regularization:
-        surplus = (logp.detach().exp() - positive_weights).clamp_min(0.0)
-        losses = losses - torch.where(positive, surplus * logits, 0.0).sum(dim=1)
+        share = torch.where(positive, logp.detach(), float("-inf")).exp()
+        surplus = torch.where(positive, share - positive_weights, 0.0).clamp_min(0.0)
+        losses = losses - (surplus * logits).sum(dim=1)
     losses = torch.where(counted, losses, 0.0)
     return losses, counted
 
