@@ -58,7 +58,9 @@ OPTION_SETS = [
 SHAPES = [(8, 2, 4, 2), (6, 1, 3, 3), (5, 3, 4, 2), (1, 2, 3, 2), (2, 1, 3, 2), (7, 2, 2, 5)]
 
 
-CASES = [(SHAPES[(2 * i + j) % len(SHAPES)], options) for i, options in enumerate(OPTION_SETS) for j in range(2)]
+CASES = [
+    (SHAPES[(2 * i + j) % len(SHAPES)], options) for i, options in enumerate(OPTION_SETS) for j in range(2)
+]
 
 
 @pytest.mark.parametrize(("shape", "options"), CASES)
@@ -115,7 +117,9 @@ def test_default_level_penalty_is_exp_inverse_level() -> None:
     embeddings = torch.randn(6, 2, DIM, dtype=torch.float64)
     paths = torch.randint(0, 2, (6, 4))
     parts = HiMulConELoss(mode="hmc", return_parts=True)(embeddings, paths)
-    unweighted = HiMulConELoss(mode="hmc", level_penalty=lambda level: 1.0, return_parts=True)(embeddings, paths)
+    unweighted = HiMulConELoss(mode="hmc", level_penalty=lambda level: 1.0, return_parts=True)(
+        embeddings, paths
+    )
     for level in (1, 2, 3):
         _close(parts[f"level_{level}"], math.exp(1.0 / level) * unweighted[f"level_{level}"])
     pow2 = HiMulConELoss(mode="hmc", level_penalty=pow2_inverse_level, return_parts=True)(embeddings, paths)
@@ -132,9 +136,10 @@ def test_pair_constraint_never_lowers_the_loss() -> None:
         embeddings = torch.randn(8, 2, DIM)
         paths = torch.randint(0, 2, (8, 4))
         unit = {"level_penalty": lambda level: 1.0}
-        assert HiMulConELoss(mode="hce")(embeddings, paths) >= HiMulConELoss(mode="hmc", **unit)(
-            embeddings, paths
-        ) - 1e-6
+        assert (
+            HiMulConELoss(mode="hce")(embeddings, paths)
+            >= HiMulConELoss(mode="hmc", **unit)(embeddings, paths) - 1e-6
+        )
 
 
 # ------------------------------------------------------------------------------------------- taxonomy labels
@@ -143,7 +148,16 @@ def test_pair_constraint_never_lowers_the_loss() -> None:
 @pytest.fixture(scope="module")
 def taxonomy() -> LabelTaxonomy:
     return LabelTaxonomy.from_edges(
-        [("root", "a"), ("root", "b"), ("a", "a1"), ("a", "a2"), ("b", "b1"), ("b", "b2"), ("a1", "x"), ("a1", "y")]
+        [
+            ("root", "a"),
+            ("root", "b"),
+            ("a", "a1"),
+            ("a", "a2"),
+            ("b", "b1"),
+            ("b", "b2"),
+            ("a1", "x"),
+            ("a1", "y"),
+        ]
     )
 
 
@@ -172,7 +186,11 @@ def test_taxonomy_multi_label_matches_reference(taxonomy: LabelTaxonomy) -> None
 
     def nodes_at(item: int, depth: int) -> set[str]:
         names = {n for n in label_sets[item]} | {a for n in label_sets[item] for a in taxonomy.ancestors(n)}
-        return {n for n in names if taxonomy.depth(n) == depth or (taxonomy.is_leaf(n) and taxonomy.depth(n) < depth)}
+        return {
+            n
+            for n in names
+            if taxonomy.depth(n) == depth or (taxonomy.is_leaf(n) and taxonomy.depth(n) < depth)
+        }
 
     levels = taxonomy.num_levels
     for options in OPTION_SETS[::2]:
@@ -184,7 +202,9 @@ def test_taxonomy_multi_label_matches_reference(taxonomy: LabelTaxonomy) -> None
             lambda e, _, reference_options=reference_options: himulcone_reference(
                 e,
                 lambda i, j, level: bool(nodes_at(i, levels - level) & nodes_at(j, levels - level)),
-                lambda i, level: tuple(sorted(set().union(*(nodes_at(i, d) for d in range(levels - level + 1))))),
+                lambda i, level: tuple(
+                    sorted(set().union(*(nodes_at(i, d) for d in range(levels - level + 1))))
+                ),
                 num_levels=levels,
                 num_columns=levels + 1,
                 **reference_options,
@@ -206,7 +226,9 @@ def path_batches(draw):
     columns = draw(st.integers(2, 4))
     cells = draw(st.lists(st.integers(0, 2), min_size=batch * columns, max_size=batch * columns))
     seed = draw(st.integers(0, 2**31 - 1))
-    embeddings = torch.randn(batch, views, DIM, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    embeddings = torch.randn(
+        batch, views, DIM, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+    )
     return embeddings, torch.tensor(cells).reshape(batch, columns)
 
 
@@ -253,7 +275,14 @@ def test_prefix_utilities() -> None:
     assert groups[0] == groups[1] == groups[4] and len(set(groups.tolist())) == 3
     assert first_of_group(groups).tolist() == [True, False, True, True, False]
     views = torch.tensor([0, 0, 1, 1, 2, 2])
-    assert first_of_group(torch.tensor([0, 0, 0, 0, 1, 1]), views).tolist() == [True, True, False, False, True, True]
+    assert first_of_group(torch.tensor([0, 0, 0, 0, 1, 1]), views).tolist() == [
+        True,
+        True,
+        False,
+        False,
+        True,
+        True,
+    ]
 
 
 @pytest.mark.parametrize(

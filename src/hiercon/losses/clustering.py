@@ -174,7 +174,9 @@ def _check_matrix(values: torch.Tensor, name: str) -> torch.Tensor:
     if not isinstance(values, torch.Tensor):
         values = torch.as_tensor(values)
     if values.dim() != 2 or values.shape[0] == 0 or values.shape[1] == 0:
-        raise LossInputError(f"{name} must be a non-empty [n, columns] matrix, got shape {tuple(values.shape)}")
+        raise LossInputError(
+            f"{name} must be a non-empty [n, columns] matrix, got shape {tuple(values.shape)}"
+        )
     return values
 
 

@@ -88,7 +88,9 @@ class HCSCLoss(ContrastiveLoss):
             raise LossInputError(f"selection must be one of {_SELECTIONS}, got {selection!r}")
         for name, value in (("instance", instance_level_reduction), ("prototype", prototype_level_reduction)):
             if value not in _LEVEL_REDUCTIONS:
-                raise LossInputError(f"{name}_level_reduction must be one of {_LEVEL_REDUCTIONS}, got {value!r}")
+                raise LossInputError(
+                    f"{name}_level_reduction must be one of {_LEVEL_REDUCTIONS}, got {value!r}"
+                )
         if queue_size <= 0 and not batch_negatives:
             raise LossInputError("HCSC needs negatives: give queue_size > 0 or batch_negatives=True")
         self.queue_size = int(queue_size)
@@ -151,7 +153,9 @@ class HCSCLoss(ContrastiveLoss):
             self.queue.enqueue(batch_keys, gather=False)
         return parts
 
-    def _negatives(self, batch_keys: torch.Tensor, own_key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _negatives(
+        self, batch_keys: torch.Tensor, own_key: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The queue's keys and ``[A, N_batch]``: which batch keys are negatives of each query."""
         queued = self.queue.contents()[0] if self.queue is not None and len(self.queue) else batch_keys[:0]
         columns = torch.arange(batch_keys.shape[0], device=batch_keys.device)
@@ -275,7 +279,9 @@ def _query_key_pairs(embeddings: torch.Tensor, keys: torch.Tensor | None) -> tor
         return embeddings[:, :2]
     queries = embeddings[:, 0] if embeddings.dim() == 3 else embeddings
     if keys.shape != queries.shape:
-        raise LossInputError(f"keys must match the queries' shape {tuple(queries.shape)}, got {tuple(keys.shape)}")
+        raise LossInputError(
+            f"keys must match the queries' shape {tuple(queries.shape)}, got {tuple(keys.shape)}"
+        )
     return torch.stack([queries, keys.detach().to(queries.dtype)], dim=1)
 
 

@@ -62,7 +62,9 @@ def check_similarity_matrix(similarity: torch.Tensor) -> torch.Tensor:
     if not isinstance(similarity, torch.Tensor):
         similarity = torch.as_tensor(similarity)
     if similarity.dim() != 2 or similarity.shape[0] != similarity.shape[1] or similarity.shape[0] == 0:
-        raise LossInputError(f"similarity must be a square [C, C] matrix, got shape {tuple(similarity.shape)}")
+        raise LossInputError(
+            f"similarity must be a square [C, C] matrix, got shape {tuple(similarity.shape)}"
+        )
     similarity = similarity.double()
     if not bool(torch.isfinite(similarity).all()) or bool((similarity < 0).any() | (similarity > 1).any()):
         raise LossInputError("similarity must hold finite values in [0, 1]")
@@ -133,7 +135,9 @@ def taxonomy_node_multi_hot(taxonomy: object, labels: torch.Tensor) -> torch.Ten
             raise LossInputError(f"node ids must be integers, got dtype {labels.dtype}")
         bad = (labels < 0) | (labels >= num_nodes)
         if bool(bad.any()):
-            raise LossInputError(f"node id {int(labels[bad][0])} is outside the taxonomy's ids 0..{num_nodes - 1}")
+            raise LossInputError(
+                f"node id {int(labels[bad][0])} is outside the taxonomy's ids 0..{num_nodes - 1}"
+            )
         return (closure[labels.long()] > 0).float()
     if labels.dim() != 2 or labels.shape[1] not in (num_nodes, num_leaves):
         raise LossInputError(

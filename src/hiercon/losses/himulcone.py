@@ -152,7 +152,9 @@ class HiMulConELoss(ContrastiveLoss):
         if callable(self.level_penalty):
             return float(self.level_penalty(level))
         if level > len(self.level_penalty):
-            raise LossInputError(f"level_penalty has {len(self.level_penalty)} weights but level {level} exists")
+            raise LossInputError(
+                f"level_penalty has {len(self.level_penalty)} weights but level {level} exists"
+            )
         return float(self.level_penalty[level - 1])
 
     def forward(
@@ -181,7 +183,7 @@ class HiMulConELoss(ContrastiveLoss):
                 key_present = structure.representatives(batch.key_labels, batch.key_items, level - 1)
                 anchor_present = key_present[batch.anchor_positions]
             valid = not_self & anchor_present[:, None] & key_present[None, :]
-            positive = (structure.positives(batch.anchor_labels, batch.key_labels, level) | batch.same_item)
+            positive = structure.positives(batch.anchor_labels, batch.key_labels, level) | batch.same_item
             positive = positive & valid
             pair_loss = -masked_log_softmax(logits, valid)
             if constrain_pairs:
@@ -207,7 +209,7 @@ class HiMulConELoss(ContrastiveLoss):
 
 
 def _running_max(running_max: torch.Tensor, pair_loss: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
-    """:math:`m_l = \max(m_{l-1}, \max_{p \in P_l} \ell_l)`; the gradient goes to the first largest term."""
+    r""":math:`m_l = \max(m_{l-1}, \max_{p \in P_l} \ell_l)`; the gradient goes to the first largest term."""
     masked = torch.where(positive, pair_loss, float("-inf"))
     level_max = pair_loss.gather(1, masked.argmax(dim=1, keepdim=True)).squeeze(1)
     return torch.where(positive.any(dim=1) & (level_max > running_max), level_max, running_max)

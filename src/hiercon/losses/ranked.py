@@ -148,7 +148,9 @@ class RankedContrastiveLoss(ContrastiveLoss):
     ) -> torch.Tensor:
         positive = (key_rank == rank) & not_self
         valid = not_self & ((key_rank >= rank) | (key_rank == 0))
-        similarity = rank_similarity[:, rank - 1] if rank_similarity.shape[1] >= rank else cosine.new_zeros(())
+        similarity = (
+            rank_similarity[:, rank - 1] if rank_similarity.shape[1] >= rank else cosine.new_zeros(())
+        )
         if rank == 1:
             similarity = torch.ones_like(cosine[:, 0])
         temperature = self.rank_temperature(similarity).to(cosine.dtype).reshape(-1, 1)
@@ -213,7 +215,9 @@ class RankedContrastiveLoss(ContrastiveLoss):
 
 def _key_ranks(anchor_ranks: torch.Tensor, key_labels: torch.Tensor) -> torch.Tensor:
     """``[A, N]``: the best (smallest) rank among the key's classes for each anchor, 0 if none."""
-    key_rank = torch.zeros(anchor_ranks.shape[0], key_labels.shape[0], dtype=torch.long, device=key_labels.device)
+    key_rank = torch.zeros(
+        anchor_ranks.shape[0], key_labels.shape[0], dtype=torch.long, device=key_labels.device
+    )
     deepest = int(anchor_ranks.max()) if anchor_ranks.numel() else 0
     for rank in range(deepest, 0, -1):
         has_rank = ((anchor_ranks == rank).to(key_labels.dtype) @ key_labels.T) > 0
