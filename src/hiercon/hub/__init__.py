@@ -12,6 +12,8 @@ _EXPORTS: dict[str, str] = {
     "push_model_folder": "hiercon.hub.push",
     "PushError": "hiercon.hub.push",
     "PushResult": "hiercon.hub.push",
+    "dataset_statistics": "hiercon.hub.model_card",
+    "info_from_config": "hiercon.hub.model_card",
 }
 
 __all__ = list(_EXPORTS)

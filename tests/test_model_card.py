@@ -1,0 +1,142 @@
+"""Model cards: valid YAML with a model-index, every section, and never a token."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from huggingface_hub import ModelCard
+from tiny_models import tiny_bert_config
+
+from hiercon import LabelTaxonomy
+from hiercon.errors import ConfigError
+from hiercon.hub import ModelCardInfo, build_model_card, dataset_statistics, info_from_config, save_model_card
+from hiercon.losses import SupConLoss
+from hiercon.metrics import multilabel_metrics, per_label_report
+
+SECRET = "hf_do_not_leak_this_token_123"
+
+
+def front_matter(text: str) -> dict:
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("---\n", 2)[1])
+
+
+@pytest.fixture
+def goemotions_info(shipped_data: Path) -> ModelCardInfo:
+    taxonomy = LabelTaxonomy.from_file(shipped_data / "goemotions" / "taxonomy_edges.tsv")
+    rng = np.random.default_rng(0)
+    truth = (rng.random((30, taxonomy.num_labels)) < 0.15).astype(int)
+    truth[0] = 1  # every label has a positive
+    scores = np.clip(truth * 0.45 + rng.random(truth.shape) * 0.6, 0, 1)
+    thresholds = [0.5] * taxonomy.num_labels
+    metrics = {**multilabel_metrics(truth, scores, thresholds), "hierarchical_f1": 0.61}
+    loss = SupConLoss(temperature=0.07)
+    return ModelCardInfo(
+        model_id="tester/goemotions-hiercon",
+        base_model="sentence-transformers/all-MiniLM-L6-v2",
+        label_names=taxonomy.labels,
+        thresholds=thresholds,
+        taxonomy=taxonomy.to_dict(),
+        stage1={
+            "loss": "SupConLoss",
+            "loss_config": loss.config(),
+            "citation": loss.citation,
+            "pooling": "mean",
+        },
+        stage1_hyperparameters={
+            "learning_rate": 5e-5,
+            "num_train_epochs": 1,
+            "per_device_train_batch_size": 32,
+        },
+        stage2={"loss": "BCEWithLogitsLoss", "learning_rate": 1e-3},
+        datasets=["google-research-datasets/go_emotions"],
+        dataset_name="GoEmotions",
+        dataset_statistics={"train": dataset_statistics(truth, taxonomy.labels)},
+        metrics=metrics,
+        per_label=per_label_report(truth, scores, thresholds, taxonomy.labels),
+        comparison={"hiercon": {"micro_f1": 0.52}, "BCE baseline": {"micro_f1": 0.48}},
+        language=["en"],
+        plots={"Per-label F1": "plots/per_label_f1.png"},
+    )
+
+
+def test_card_metadata_parses_and_holds_the_metrics(goemotions_info, monkeypatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    text = str(build_model_card(goemotions_info))
+    assert SECRET not in text
+    metadata = front_matter(text)
+    assert metadata["pipeline_tag"] == "text-classification"
+    assert metadata["library_name"] == "transformers"
+    assert "inference" not in metadata
+    assert {"hiercon", "multi-label", "contrastive-learning", "hierarchical-classification"} <= set(
+        metadata["tags"]
+    )
+    assert metadata["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert metadata["datasets"] == ["google-research-datasets/go_emotions"]
+    (result,) = metadata["model-index"][0]["results"]
+    values = {metric["type"]: metric["value"] for metric in result["metrics"]}
+    assert values["micro_f1"] == pytest.approx(goemotions_info.metrics["micro_f1"], abs=1e-6)
+    assert values["hierarchical_f1"] == pytest.approx(0.61)
+    assert {"macro_f1", "map"} <= set(values)
+    assert result["dataset"] == {
+        "name": "GoEmotions",
+        "type": "google-research-datasets/go_emotions",
+        "split": "test",
+    }
+
+
+def test_card_body_sections(goemotions_info) -> None:
+    text = str(build_model_card(goemotions_info))
+    assert 'pipeline("text-classification", model="tester/goemotions-hiercon")' in text
+    assert 'MultiLabelPredictor.from_pretrained("tester/goemotions-hiercon")' in text
+    assert "| loss | SupConLoss |" in text and "| loss.temperature | 0.0700 |" in text
+    assert "| loss | BCEWithLogitsLoss |" in text
+    assert "| train | 30 |" in text  # examples per split
+    assert "| 1 | ekman | 7 |" in text and "| 2 | emotion | 28 |" in text  # taxonomy levels
+    assert "└── ekman:joy" in text  # tree excerpt
+    assert "| emotion:joy |" in text and "| threshold |" in text  # per-label table
+    assert "| BCE baseline | 0.4800 |" in text
+    assert "![Per-label F1](plots/per_label_f1.png)" in text
+    assert SupConLoss.citation.strip() in text
+    assert "| transformers |" in text
+
+
+def test_info_from_config_and_save(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    config = tiny_bert_config(
+        40, num_labels=2, problem_type="multi_label_classification", id2label={0: "cat", 1: "dog"}
+    )
+    config.architectures = ["ViTForImageClassification"]
+    config.hiercon = {
+        "taxonomy": None,
+        "label_space": "leaves",
+        "thresholds": [0.3, 0.6],
+        "stage1": {
+            "loss": "JaccardSupConLoss",
+            "citation": "@article{a, title={A}}",
+            "base_model": "tiny/vit",
+        },
+    }
+    info = info_from_config(config, model_id="tester/pets", metrics={"micro_f1": 0.9})
+    assert info.label_names == ["cat", "dog"] and info.pipeline_tag == "image-classification"
+    path = save_model_card(info, tmp_path / "model")
+    loaded = ModelCard.load(path)
+    assert loaded.data.pipeline_tag == "image-classification" and loaded.data.base_model == "tiny/vit"
+    assert 'pipeline("image-classification", model="tester/pets")' in loaded.text
+    assert "| cat | 0.3000 |" in loaded.text and "@article{a, title={A}}" in loaded.text
+    assert "## Label taxonomy" not in loaded.text
+    assert SECRET not in path.read_text()
+
+
+def test_card_refuses_inconsistent_info() -> None:
+    with pytest.raises(ConfigError, match="pipeline_tag"):
+        build_model_card(ModelCardInfo("a/b", "base", ["x"], pipeline_tag="fill-mask"))
+    with pytest.raises(ConfigError, match="2 thresholds for 1 labels"):
+        build_model_card(ModelCardInfo("a/b", "base", ["x"], thresholds=[0.5, 0.5]))
+    with pytest.raises(ConfigError, match="model_id"):
+        info_from_config(tiny_bert_config(40))
+    with pytest.raises(ConfigError, match="columns"):
+        dataset_statistics(np.eye(3, dtype=int), ["a", "b"])
