@@ -149,8 +149,8 @@ class LoadersMixin:
         * a wrapper ``{"tree": <nested dict>, "levels": [level names], ...}`` (other keys are ignored); its
           ``levels`` serve as ``level_names`` unless those are given.
 
-        Without ``orient``, a mapping whose values are all names or ``None`` (at least one name) is read as
-        child-to-parent, anything else as nested (so a dict of lists means parent -> children).
+        Without ``orient``, a mapping with at least one value that is a bare name and none that is a dict is
+        read as child-to-parent; anything else as nested (so a dict of lists means parent -> children).
         """
         if not isinstance(data, Mapping):
             raise TaxonomyError(f"from_dict expects a mapping, got {type(data).__name__}")
@@ -323,8 +323,9 @@ def _is_wrapper(data: Mapping[Any, Any]) -> bool:
 
 def _detect_orient(data: Mapping[Any, Any]) -> str:
     values = list(data.values())
-    names_only = all(value is None or isinstance(value, str) for value in values)
-    return "child_to_parent" if names_only and any(isinstance(value, str) for value in values) else "nested"
+    has_name = any(isinstance(value, str) for value in values)
+    has_dict = any(isinstance(value, Mapping) for value in values)
+    return "child_to_parent" if has_name and not has_dict else "nested"
 
 
 def _drop_structural_root(
@@ -334,6 +335,8 @@ def _drop_structural_root(
     if root is None or root not in names:
         return names, edges, origins
     for (parent, child), where in zip(edges, origins):
+        if child == root == parent:
+            raise TaxonomyError(f"self-loop on label {root!r}: edge {root} -> {root} ({where})")
         if child == root:
             raise TaxonomyError(
                 f"the structural root {root!r} has a parent {parent!r} ({where}); "

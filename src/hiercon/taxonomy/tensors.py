@@ -56,7 +56,7 @@ class TensorsMixin:
         coo = self._ancestor_csr.tocoo()
         indices = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
         values = torch.ones(coo.nnz, dtype=torch.float32)
-        return torch.sparse_coo_tensor(indices, values, coo.shape).coalesce()
+        return torch.sparse_coo_tensor(indices, values, coo.shape, check_invariants=False).coalesce()
 
     @cached_property
     def ancestor_matrix(self) -> torch.Tensor:
