@@ -171,3 +171,42 @@ def cross_entropy_first(
         else:
             logits.append(query @ candidate / temperature)
     return _log_sum_exp(logits) - logits[0]
+
+
+def class_rankings(
+    similarity: list[list[float]],
+    label_sets: list[set[int]],
+    threshold: float = 0.0,
+    max_ranks: int | None = None,
+    merge_equal: bool = True,
+) -> tuple[Callable[[int, int], int], Callable[[int, int], float], int]:
+    """``(rank, rank_similarity, deepest rank)`` for :func:`ranked`, from a class similarity and
+    each item's label set: item ``i``'s row is ``max_{c in y_i} S[c, :]``; a key's rank is the best
+    rank among its classes."""
+    classes = range(len(similarity))
+
+    def row(i: int) -> list[float]:
+        return [max([similarity[c][k] for c in label_sets[i]], default=0.0) for k in classes]
+
+    def class_ranks(i: int) -> dict[int, int]:
+        values = row(i)
+        above = [k for k in classes if values[k] > threshold]
+        if merge_equal:
+            distinct = sorted({values[k] for k in above}, reverse=True)
+            ranks = {k: distinct.index(values[k]) + 1 for k in above}
+        else:
+            ranks = {k: n + 1 for n, k in enumerate(sorted(above, key=lambda k: (-values[k], k)))}
+        return {k: r for k, r in ranks.items() if max_ranks is None or r <= max_ranks}
+
+    def rank(i: int, j: int) -> int:
+        ranks = class_ranks(i)
+        return min([ranks[c] for c in label_sets[j] if c in ranks], default=0)
+
+    def rank_similarity(i: int, r: int) -> float:
+        if r == 1:
+            return 1.0
+        values, ranks = row(i), class_ranks(i)
+        return next((values[k] for k, kr in ranks.items() if kr == r), 0.0)
+
+    deepest = max([max(class_ranks(i).values(), default=0) for i in range(len(label_sets))] + [1])
+    return rank, rank_similarity, deepest
