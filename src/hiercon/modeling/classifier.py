@@ -282,7 +282,7 @@ def _keep_adapter(classifier: PreTrainedModel, encoder: nn.Module) -> nn.Module:
     peft_config.modules_to_save = sorted(
         set(peft_config.modules_to_save or []) | set(head_module_names(classifier))
     )
-    peft_config.task_type = "SEQ_CLS" if isinstance(classifier, _sequence_classes()) else None
+    peft_config.task_type = "SEQ_CLS" if _is_sequence_classifier(classifier) else None
     wrapped = get_peft_model(classifier, peft_config, adapter_name=adapter_name)
     outer = "base_model.model."
     inner = outer + classifier.base_model_prefix + "."
@@ -297,10 +297,8 @@ def _keep_adapter(classifier: PreTrainedModel, encoder: nn.Module) -> nn.Module:
     return wrapped
 
 
-def _sequence_classes() -> tuple[type, ...]:
-    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
-
-    return tuple(MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING.values())
+def _is_sequence_classifier(model: nn.Module) -> bool:
+    return type(model).__name__.endswith("ForSequenceClassification")
 
 
 def build_classifier(
@@ -412,7 +410,7 @@ def apply_lora(
     lora_config.modules_to_save = sorted(
         set(lora_config.modules_to_save or []) | set(head_module_names(classifier))
     )
-    if isinstance(classifier, _sequence_classes()) and lora_config.task_type is None:
+    if _is_sequence_classifier(classifier) and lora_config.task_type is None:
         lora_config.task_type = "SEQ_CLS"
     return get_peft_model(classifier, lora_config)
 

@@ -60,7 +60,9 @@ class MultiHotEncoder:
             raise ConfigError(
                 f"labels of row {position} must be a list of label names or a multi-hot list, got {row!r}"
             )
-        if values and all(isinstance(value, str) for value in values):
+        if not values:
+            return [0.0] * self.width
+        if all(isinstance(value, str) for value in values):
             return self._encode_names(values)
         return self._check_multi_hot(values, position)
 
