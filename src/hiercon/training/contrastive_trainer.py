@@ -1,0 +1,381 @@
+"""``ContrastiveTrainer``: stage-1 training of a :class:`~hiercon.modeling.ContrastiveModel`.
+
+A ``transformers.Trainer`` whose ``compute_loss`` embeds the views of a batch, feeds a hiercon
+loss the labels its ``label_kind`` asks for, and logs the loss's named parts.
+
+Gradient accumulation: each micro-batch is its own contrastive batch (its negatives are the
+micro-batch's examples, gathered across processes). The loss of a micro-batch is a per-batch
+mean, so ``loss_is_scaled_for_ga = False`` and the Trainer divides it by the number of
+accumulation steps: the update uses the **mean** of the micro-batch gradients, whatever
+``num_items_in_batch`` says. With ``G`` accumulation steps of ``b`` examples, the contrastive
+batch is ``b`` (times the number of processes), not ``G * b``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import Trainer, TrainingArguments
+
+from hiercon.errors import ConfigError
+from hiercon.losses.momentum import MomentumEncoder
+from hiercon.modeling.contrastive_model import ContrastiveModel
+from hiercon.modeling.views import ViewMaker, make_views, split_views
+from hiercon.training.callbacks import MomentumCallback
+from hiercon.training.collators import ContrastiveDataCollator
+from hiercon.training.samplers import MultiLabelBatchSampler
+from hiercon.training.stage1_labels import LabelFeeder
+
+TRAINING_ARGS_NAME = "training_args.bin"
+LOSS_STATE_NAME = "loss_state.safetensors"
+
+
+class ContrastiveTrainer(Trainer):
+    """Trainer for stage 1 (contrastive representation learning).
+
+    Args:
+        loss: a :class:`hiercon.losses.base.ContrastiveLoss` (any module with ``label_kind``).
+        views: number of views per example (text: dropout views, images: augmented views) or a
+            view maker from :mod:`hiercon.modeling.views`.
+        batch_sampler: ``None`` (the Trainer's shuffling), ``"pk"``, ``"random"``, or a
+            :class:`MultiLabelBatchSampler`.
+        taxonomy: a ``LabelTaxonomy``; needed to turn multi-hot labels into label paths, and used
+            to check label widths (defaults to ``loss.taxonomy`` when the loss has one).
+        label_column: the column holding the labels (multi-hot, class ids).
+        samples_per_label: ``K`` of the ``"pk"`` sampler.
+        momentum: keep a momentum (EMA) copy of the model, updated after every optimiser step
+            (MoCo, ``0.999`` is usual); a loss whose ``forward`` takes ``key_embeddings`` then
+            receives the copy's ``[B, V, d]`` embeddings of the same views.
+
+    Extra label columns listed in ``args.label_names`` (besides ``label_column``) are kept by
+    ``remove_unused_columns`` and passed to the loss as keyword arguments under their names.
+    """
+
+    loss_is_scaled_for_ga = False
+
+    def __init__(
+        self,
+        model: ContrastiveModel | None = None,
+        args: TrainingArguments | None = None,
+        data_collator: Callable | None = None,
+        train_dataset: Any = None,
+        eval_dataset: Any = None,
+        processing_class: Any = None,
+        *,
+        loss: nn.Module,
+        views: int | ViewMaker = 2,
+        batch_sampler: str | MultiLabelBatchSampler | None = None,
+        taxonomy: Any = None,
+        label_column: str = "labels",
+        samples_per_label: int = 2,
+        momentum: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(model, ContrastiveModel):
+            raise ConfigError(f"ContrastiveTrainer trains a ContrastiveModel, got {type(model).__name__}")
+        if not isinstance(loss, nn.Module) or not callable(loss):
+            raise ConfigError(f"loss must be a hiercon ContrastiveLoss module, got {type(loss).__name__}")
+        if args is None:
+            args = TrainingArguments(output_dir="trainer_output", report_to="none")
+        self.loss = loss
+        self.taxonomy = taxonomy if taxonomy is not None else getattr(loss, "taxonomy", None)
+        self.labels = LabelFeeder(
+            getattr(loss, "label_kind", "multi_hot"),
+            self.taxonomy,
+            label_column,
+            loss_reads_multi_hot=getattr(loss, "taxonomy", None) is not None,
+        )
+        self.view_maker = make_views(views, model.modality, seed=args.seed)
+        if train_dataset is not None and self.labels.needs_example_index:
+            train_dataset = _with_index_column(train_dataset)
+        data_collator = data_collator or ContrastiveDataCollator(
+            processing_class if hasattr(processing_class, "pad") else None
+        )
+        super().__init__(
+            model=model,
+            args=args,
+            data_collator=data_collator,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=processing_class,
+            **kwargs,
+        )
+        if args.label_names is None:
+            self.label_names = self.labels.default_label_names()
+        self.extra_label_names = [name for name in self.label_names if name not in self.labels.own_columns]
+        self.batch_sampler = self._make_batch_sampler(batch_sampler, samples_per_label)
+        self.loss.to(self.args.device)
+        model.loss_info = _loss_info(loss)
+        self.cluster_assignments: torch.Tensor | None = None
+        self._loss_part_sums: dict[str, torch.Tensor] = {}
+        self._loss_part_counts = 0
+        self.momentum_encoder = None
+        if momentum is not None:
+            self.momentum_encoder = MomentumEncoder(model, momentum).to(self.args.device)
+            self.add_callback(MomentumCallback(self.momentum_encoder))
+        self._loss_takes_keys = "key_embeddings" in inspect.signature(loss.forward).parameters
+        for callback in self.callback_handler.callbacks:
+            if hasattr(callback, "attach"):
+                callback.attach(self)
+
+    # ---- data ----
+
+    def _make_batch_sampler(
+        self, batch_sampler: str | MultiLabelBatchSampler | None, samples_per_label: int
+    ) -> MultiLabelBatchSampler | None:
+        if batch_sampler is None or isinstance(batch_sampler, MultiLabelBatchSampler):
+            return batch_sampler
+        if batch_sampler not in ("pk", "random"):
+            raise ConfigError(
+                f"batch_sampler must be 'pk', 'random', None or a sampler, got {batch_sampler!r}"
+            )
+        if self.train_dataset is None:
+            raise ConfigError("batch_sampler needs a train_dataset")
+        label_levels = self.taxonomy.levels.tolist() if self.taxonomy is not None else None
+        return MultiLabelBatchSampler.from_dataset(
+            self.train_dataset,
+            column=self.labels.column_in(self.train_dataset),
+            batch_size=self.args.per_device_train_batch_size,
+            samples_per_label=samples_per_label,
+            label_levels=label_levels,
+            strategy=batch_sampler,
+            seed=self.args.seed,
+        )
+
+    def _set_signature_columns_if_needed(self) -> None:
+        if self._signature_columns is None:
+            super()._set_signature_columns_if_needed()
+            self._signature_columns += [
+                c for c in self.labels.own_columns if c not in self._signature_columns
+            ]
+
+    def get_train_dataloader(self) -> torch.utils.data.DataLoader:
+        """The Trainer's loader, or one driven by ``batch_sampler`` (already split across processes)."""
+        if self.batch_sampler is None:
+            return super().get_train_dataloader()
+        if self.train_dataset is None:
+            raise ConfigError("training requires a train_dataset")
+        dataset = self.train_dataset
+        collator = self.data_collator
+        if hasattr(dataset, "column_names"):
+            dataset = self._remove_unused_columns(dataset, description="training")
+        else:
+            collator = self._get_collator_with_removed_columns(collator, description="training")
+        loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_sampler=self.batch_sampler,
+            collate_fn=collator,
+            num_workers=self.args.dataloader_num_workers,
+            pin_memory=self.args.dataloader_pin_memory,
+        )
+        prepared = self.accelerator.prepare(loader)
+        # The sampler already gives each process its own batches; keep accelerate from re-sharding them.
+        shard = getattr(prepared, "batch_sampler", None)
+        if shard is not None and getattr(shard, "batch_sampler", None) is self.batch_sampler:
+            shard.num_processes = 1
+            shard.process_index = 0
+        return prepared
+
+    # ---- checks before training ----
+
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        self.check_train_dataset()
+        return super().train(*args, **kwargs)
+
+    def check_train_dataset(self) -> None:
+        """Refuse a training set that cannot work, before any step runs."""
+        dataset = self.train_dataset
+        if dataset is None:
+            raise ConfigError("training requires a train_dataset")
+        columns = _columns_of(dataset)
+        self._check_modality(columns)
+        self.labels.check_dataset(dataset, columns)
+        missing = [name for name in self.extra_label_names if name not in columns]
+        if missing:
+            raise ConfigError(
+                f"label column(s) {missing} declared in label_names are missing from the train dataset"
+            )
+
+    def _check_modality(self, columns: list[str]) -> None:
+        model = self.model
+        if model.modality == "vision" and "pixel_values" not in columns:
+            hint = " (it holds text inputs: input_ids)" if "input_ids" in columns else ""
+            raise ConfigError(
+                f"this vision model needs a 'pixel_values' column; the dataset has {columns}{hint}"
+            )
+        if model.modality == "text" and "input_ids" not in columns:
+            hint = (
+                " (it holds images: pixel_values)"
+                if "pixel_values" in columns
+                else " (tokenize the texts first)"
+            )
+            raise ConfigError(f"this text model needs an 'input_ids' column; the dataset has {columns}{hint}")
+
+    # ---- loss ----
+
+    def _split_inputs(self, inputs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(model inputs, label inputs); a declared label column missing from the batch is an error."""
+        label_inputs: dict[str, Any] = {}
+        for name in [*self.labels.own_columns, *self.extra_label_names]:
+            if name in inputs:
+                label_inputs[name] = inputs[name]
+        missing = [name for name in self.extra_label_names if name not in label_inputs]
+        if missing:
+            raise ConfigError(f"label column(s) {missing} declared in label_names are missing from the batch")
+        model_inputs = {key: value for key, value in inputs.items() if key not in label_inputs}
+        return model_inputs, label_inputs
+
+    def embed_views(self, model: nn.Module, model_inputs: dict[str, Any], num_views: int | None = None):
+        """``[B, V, d]`` embeddings of the batch's views (one forward pass), the model output, and
+        the momentum copy's embeddings of the same views (``None`` without momentum)."""
+        views = self.view_maker if num_views is None else make_views(num_views, self.model.modality)
+        viewed = views(model_inputs)
+        outputs = model(**viewed)
+        keys = None
+        if self.momentum_encoder is not None and self._loss_takes_keys:
+            keys = split_views(self.momentum_encoder(**viewed).embeddings, views.num_views)
+        return split_views(outputs.embeddings, views.num_views), outputs, keys
+
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, Any]:
+        model_inputs, label_inputs = self._split_inputs(inputs)
+        embeddings, outputs, keys = self.embed_views(model, model_inputs, None if model.training else 1)
+        total = self._score(embeddings, label_inputs, record=model.training, keys=keys)
+        return (total, outputs) if return_outputs else total
+
+    def _score(
+        self,
+        embeddings: torch.Tensor,
+        label_inputs: dict[str, Any],
+        record: bool,
+        keys: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        labels = self.labels.loss_labels(label_inputs, self.cluster_assignments, embeddings.device)
+        extras = {name: label_inputs[name] for name in self.extra_label_names}
+        if keys is not None:
+            extras["key_embeddings"] = keys
+        result = self.loss(embeddings, labels, **extras)
+        if isinstance(result, dict):
+            if record:
+                self._record_parts(result)
+            return torch.stack([part for part in result.values()]).sum()
+        return result
+
+    def _record_parts(self, parts: dict[str, torch.Tensor]) -> None:
+        for name, value in parts.items():
+            value = value.detach().float()
+            self._loss_part_sums[name] = self._loss_part_sums.get(name, torch.zeros_like(value)) + value
+        self._loss_part_counts += 1
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Add the mean of each named loss part since the last log to a training log."""
+        if "loss" in logs and self._loss_part_counts:
+            for name, total in self._loss_part_sums.items():
+                mean = total / self._loss_part_counts
+                logs[f"loss_{name}"] = round(float(self.accelerator.gather(mean.reshape(1)).mean()), 4)
+            self._loss_part_sums, self._loss_part_counts = {}, 0
+        super().log(logs, start_time)
+
+    def prediction_step(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        prediction_loss_only: bool,
+        ignore_keys: list[str] | None = None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, Any]:
+        """(loss, embeddings ``[B, d]``, labels) so that ``compute_metrics`` can score embeddings.
+
+        The loss is computed on one view; it is ``None`` when the batch carries no usable labels.
+        """
+        inputs = self._prepare_inputs(inputs)
+        model_inputs, label_inputs = self._split_inputs(inputs)
+        with torch.no_grad(), self.compute_loss_context_manager():
+            embeddings, _, keys = self.embed_views(model, model_inputs, num_views=1)
+            loss = None
+            if self.labels.can_score(label_inputs, self.cluster_assignments):
+                loss = self._score(embeddings, label_inputs, record=False, keys=keys).detach()
+        if prediction_loss_only:
+            return loss, None, None
+        labels = tuple(label_inputs.get(name) for name in self.label_names if name in label_inputs)
+        labels = None if not labels else labels[0] if len(labels) == 1 else labels
+        return loss, embeddings[:, 0].detach(), labels
+
+    def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
+        """The Trainer's optimizer, plus the loss's own trainable parameters (e.g. label prototypes)."""
+        optimizer = super().create_optimizer(model) if model is not None else super().create_optimizer()
+        loss_parameters = [p for p in self.loss.parameters() if p.requires_grad]
+        known = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        fresh = [p for p in loss_parameters if id(p) not in known]
+        if fresh:
+            optimizer.add_param_group({"params": fresh, "weight_decay": 0.0})
+        return optimizer
+
+    # ---- checkpoints ----
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        """Save with :meth:`ContrastiveModel.save_pretrained` (plain encoder + head + JSON config)."""
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        if not self.args.should_save:
+            return
+        os.makedirs(output_dir, exist_ok=True)
+        self.accelerator.unwrap_model(self.model).save_pretrained(output_dir)
+        loss_state = {name: t.detach().contiguous().cpu() for name, t in self.loss.state_dict().items()}
+        if loss_state:
+            save_file(loss_state, os.path.join(output_dir, LOSS_STATE_NAME), metadata={"format": "pt"})
+        if self.processing_class is not None:
+            self.processing_class.save_pretrained(output_dir)
+        torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
+        target = self.accelerator.unwrap_model(model if model is not None else self.model)
+        target.load_weights(resume_from_checkpoint)
+        self._load_loss_state(resume_from_checkpoint)
+
+    def _load_loss_state(self, folder: str) -> None:
+        path = os.path.join(folder, LOSS_STATE_NAME)
+        if os.path.isfile(path):
+            self.loss.load_state_dict(load_file(path, device=str(self.args.device)), strict=False)
+
+    def _load_best_model(self) -> None:
+        best = self.state.best_model_checkpoint
+        if best is None:
+            return
+        self.accelerator.unwrap_model(self.model).load_weights(best)
+        self._load_loss_state(best)
+
+
+def _loss_info(loss: nn.Module) -> dict[str, Any]:
+    config = loss.config() if hasattr(loss, "config") and callable(loss.config) else {}
+    return {"loss": type(loss).__name__, "loss_config": config, "citation": getattr(loss, "citation", "")}
+
+
+def _columns_of(dataset: Any) -> list[str]:
+    names = getattr(dataset, "column_names", None)
+    if names is not None:
+        return list(names)
+    if len(dataset) == 0:
+        raise ConfigError("the train dataset is empty")
+    first = dataset[0]
+    if not isinstance(first, dict):
+        raise ConfigError(f"dataset rows must be dicts of columns, got {type(first).__name__}")
+    return list(first)
+
+
+def _with_index_column(dataset: Any) -> Any:
+    """Add an ``index`` column (row positions) to a ``datasets.Dataset`` that lacks one."""
+    names = getattr(dataset, "column_names", None)
+    if names is None or "index" in names:
+        return dataset
+    return dataset.add_column("index", np.arange(len(dataset), dtype=np.int64))

@@ -1,0 +1,89 @@
+"""``compute_metrics`` for stage 1: how well the embedding space groups examples by label.
+
+The predictions are the embeddings that :meth:`ContrastiveTrainer.prediction_step` returns and the
+label ids the evaluation set's multi-hot labels (or class ids). Scores, computed leave-one-out on
+the evaluation set:
+
+- ``knn_micro_f1`` / ``knn_macro_f1``: similarity-weighted cosine kNN multi-label vote;
+- ``map_at_r``: retrieval MAP@R (relevant = shares a label);
+- with a taxonomy, per level ``d``: ``level_d_accuracy`` when every example has exactly one label at
+  that depth, else ``level_d_micro_f1`` / ``level_d_macro_f1``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from hiercon.errors import ConfigError, HierconError
+from hiercon.metrics.embedding import knn_level_accuracy, knn_multilabel_f1, map_at_r
+
+
+def _as_array(values: Any) -> np.ndarray:
+    if isinstance(values, (tuple, list)) and values and not np.isscalar(values[0]):
+        values = values[0] if isinstance(values, tuple) else values
+    return np.asarray(values)
+
+
+def _multi_hot(labels: np.ndarray, taxonomy: Any) -> np.ndarray:
+    """Multi-hot over the taxonomy (class ids are expanded with their ancestors)."""
+    if labels.ndim == 2:
+        return labels
+    if taxonomy is None:
+        return labels
+    ancestors = taxonomy.ancestor_matrix.numpy().astype(np.float32)
+    return ancestors[labels.astype(np.int64)]
+
+
+def _levels(labels: np.ndarray, taxonomy: Any) -> dict[str, np.ndarray]:
+    """Per-depth labels: class ids when each example has exactly one label at that depth."""
+    depths = taxonomy.levels.numpy()
+    levels: dict[str, np.ndarray] = {}
+    for depth in range(int(taxonomy.num_levels)):
+        columns = np.flatnonzero(depths == depth)
+        level = labels[:, columns] > 0
+        if (level.sum(axis=1) == 1).all():
+            levels[f"level_{depth}"] = level.argmax(axis=1)
+        elif level.any():
+            levels[f"level_{depth}"] = level.astype(np.float32)
+    return levels
+
+
+def stage1_metrics(embeddings: Any, labels: Any, taxonomy: Any = None, k: int = 10) -> dict[str, float]:
+    """The stage-1 scores of ``embeddings`` ``[n, d]`` against ``labels`` (see the module docstring)."""
+    embeddings = np.asarray(embeddings, dtype=np.float32)
+    labels = _multi_hot(_as_array(labels), taxonomy)
+    if embeddings.ndim != 2 or labels.shape[0] != embeddings.shape[0]:
+        raise ConfigError(
+            f"stage-1 metrics need embeddings [n, d] and labels with n rows, got {embeddings.shape} and {labels.shape}"
+        )
+    k = min(k, embeddings.shape[0] - 1)
+    results = {f"knn_{name}": value for name, value in knn_multilabel_f1(embeddings, labels, k=k).items()}
+    try:
+        results["map_at_r"] = map_at_r(embeddings, labels)
+    except HierconError:
+        results["map_at_r"] = float("nan")
+    if taxonomy is not None and labels.ndim == 2:
+        if labels.shape[1] != taxonomy.num_labels:
+            raise ConfigError(
+                f"labels have {labels.shape[1]} columns but the taxonomy has {taxonomy.num_labels} labels"
+            )
+        levels = _levels(labels, taxonomy)
+        if levels:
+            results.update(knn_level_accuracy(embeddings, levels, k=k))
+    return results
+
+
+def make_stage1_compute_metrics(taxonomy: Any = None, k: int = 10) -> Callable[[Any], dict[str, float]]:
+    """A ``compute_metrics`` for :class:`~hiercon.training.ContrastiveTrainer` (see :func:`stage1_metrics`)."""
+
+    def compute_metrics(eval_prediction: Any) -> dict[str, float]:
+        if eval_prediction.label_ids is None:
+            raise ConfigError(
+                "stage-1 metrics need the evaluation set's labels (label_names / a labels column)"
+            )
+        return stage1_metrics(eval_prediction.predictions, eval_prediction.label_ids, taxonomy, k)
+
+    return compute_metrics
