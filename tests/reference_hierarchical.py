@@ -96,8 +96,10 @@ def supcon(
     positive: Callable[[int, int], bool],
     tau: float = 0.1,
     base_tau: float | None = None,
+    own_views: bool = True,
 ) -> torch.Tensor:
-    """SupCon ``L_out`` (the item's other views are positives); anchors without a positive are skipped."""
+    """SupCon ``L_out``; with ``own_views`` the item's other views are always positives, otherwise
+    only when ``positive(i, i)``. Anchors without a positive are skipped."""
     z, items = flatten_views(embeddings)
     losses = []
     for a in range(len(items)):
@@ -105,7 +107,7 @@ def supcon(
         if not keys:
             continue
         log_z = _log_sum_exp([z[a] @ z[k] / tau for k in keys])
-        positives = [k for k in keys if items[k] == items[a] or positive(items[a], items[k])]
+        positives = [k for k in keys if (own_views and items[k] == items[a]) or positive(items[a], items[k])]
         if positives:
             losses.append(sum(log_z - z[a] @ z[p] / tau for p in positives) / len(positives))
     loss = sum(losses) / len(losses) if losses else z.sum() * 0.0

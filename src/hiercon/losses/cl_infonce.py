@@ -34,7 +34,9 @@ class ClInfoNCELoss(SupConLoss):
 
     ``labels`` are cluster ids ``[B]`` (a negative id: no cluster), or multi-hot cluster
     memberships ``[B, C]`` for items in several clusters (e.g. the Ekman level of a multi-label
-    emotion): two items are then positive when they share a cluster (SupCon-ANY). The schedule
+    emotion): two items are then positive when they share a cluster (SupCon-ANY). An item
+    without a cluster has no positive, not even its own other views: it adds nothing but stays a
+    negative of the other anchors (as in :class:`~hiercon.losses.SupConLoss`). The schedule
     that recomputes k-means clusters belongs to the trainer; the loss only reads the ids.
     ``base_temperature`` multiplies by :math:`\tau / \tau_{base}` (the code fixes 0.07).
     """
