@@ -29,9 +29,20 @@ def save_tiny_classifier(folder: Path) -> Path:
         id2label=dict(enumerate(LABELS)),
         label2id={label: i for i, label in enumerate(LABELS)},
     )
+    config.hiercon = {
+        "taxonomy": None,
+        "label_space": "leaves",
+        "thresholds": [0.4, 0.5, 0.6],
+        "stage1": {
+            "loss": "SupConLoss",
+            "loss_config": {"temperature": 0.1},
+            "pooling": "mean",
+            "base_model": "tiny-bert",
+        },
+    }
     torch.manual_seed(0)
     BertForSequenceClassification(config).save_pretrained(folder)
-    save_model_card(info_from_config(config, model_id="tester/tiny-ml", base_model="tiny-bert"), folder)
+    save_model_card(info_from_config(config, model_id="tester/tiny-ml"), folder)
     return folder
 
 
@@ -60,7 +71,14 @@ def test_stage1_encoder_goes_to_a_second_repo(tmp_path: Path, fake_hub: FakeHub)
     encoder = save_tiny_bert(tmp_path / "encoder")
     result = push_model_folder(folder, "tester/tiny-ml", include_stage1=encoder, private=True)
     assert result.stage1_repo_url is not None and "tester/tiny-ml-encoder" in result.stage1_repo_url
-    assert "model.safetensors" in fake_hub.storage.files("tester/tiny-ml-encoder")
+    assert {"model.safetensors", "README.md"} <= set(fake_hub.storage.files("tester/tiny-ml-encoder"))
+    card = (fake_hub.storage.folder("tester/tiny-ml-encoder") / "README.md").read_text()
+    assert (
+        "pipeline_tag: feature-extraction" in card
+        and "`SupConLoss`" in card
+        and "| loss.temperature | 0.1000 |" in card
+    )
+    assert not (encoder / "README.md").exists()  # the local folder is left as it was
 
 
 def test_failed_push_keeps_the_folder_and_says_how_to_retry(

@@ -14,6 +14,7 @@ _EXPORTS: dict[str, str] = {
     "PushResult": "hiercon.hub.push",
     "dataset_statistics": "hiercon.hub.model_card",
     "info_from_config": "hiercon.hub.model_card",
+    "build_encoder_card": "hiercon.hub.model_card",
 }
 
 __all__ = list(_EXPORTS)

@@ -22,7 +22,9 @@ from hiercon.metrics.hierarchical import level_names
 from hiercon.metrics.inputs import as_multi_hot
 from hiercon.metrics.report import per_label_markdown
 
-TEMPLATE_PATH = Path(__file__).resolve().parents[3] / "model_cards" / "hiercon_classifier.md"
+TEMPLATES = Path(__file__).resolve().parents[3] / "model_cards"
+TEMPLATE_PATH = TEMPLATES / "hiercon_classifier.md"
+ENCODER_TEMPLATE_PATH = TEMPLATES / "hiercon_encoder.md"
 TAGS = ["hiercon", "multi-label", "contrastive-learning", "hierarchical-classification"]
 PIPELINE_TAGS = {"text-classification": "text classification", "image-classification": "image classification"}
 HEADLINE_METRICS = {
@@ -335,3 +337,42 @@ def save_model_card(info: ModelCardInfo | ModelCard, folder: str | Path) -> Path
     path.parent.mkdir(parents=True, exist_ok=True)
     card.save(path)
     return path
+
+
+def build_encoder_card(
+    model_id: str,
+    classifier_repo_id: str,
+    stage1: Mapping[str, Any],
+    example_input: str = "I am so happy for you, thank you!",
+    template_path: str | Path | None = None,
+) -> ModelCard:
+    """The card of a published stage-1 encoder (a feature-extraction repository) from the
+    classifier's ``config.hiercon["stage1"]`` record."""
+    template = Path(template_path) if template_path is not None else ENCODER_TEMPLATE_PATH
+    if not template.is_file():
+        raise ConfigError(f"model card template {template} not found; pass template_path=")
+    base_model = stage1.get("base_model") or None
+    data = ModelCardData(
+        model_name=model_id.split("/")[-1],
+        library_name="transformers",
+        pipeline_tag="feature-extraction",
+        tags=[*TAGS, "stage1-encoder"],
+        base_model=base_model,
+    )
+    settings = {
+        key: value for key, value in stage1.items() if key not in ("citation", "base_model", "loss_config")
+    }
+    settings.update({f"loss.{key}": value for key, value in (stage1.get("loss_config") or {}).items()})
+    return ModelCard.from_template(
+        data,
+        template_path=str(template),
+        model_name=data.model_name,
+        model_id=model_id,
+        classifier_repo_id=classifier_repo_id,
+        base_model=base_model or "",
+        loss=stage1.get("loss", "unknown"),
+        pooling=stage1.get("pooling", "mean"),
+        example_input=json.dumps(example_input),
+        settings_table=_settings_table(settings),
+        citation=(stage1.get("citation") or "").strip(),
+    )

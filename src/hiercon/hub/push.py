@@ -6,6 +6,7 @@ that retries the upload.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shlex
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from huggingface_hub import HfApi
+
+from hiercon.hub.model_card import build_encoder_card
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +81,34 @@ def _upload(api: HfApi, folder: Path, repo_id: str, private: bool, commit_messag
     return str(repo_url), str(commit.commit_url)
 
 
+def _stage1_record(folder: Path) -> dict:
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    return dict((config.get("hiercon") or {}).get("stage1") or {})
+
+
+def _upload_encoder(
+    api: HfApi,
+    folder: Path,
+    repo_id: str,
+    classifier_folder: Path,
+    classifier_repo_id: str,
+    private: bool,
+    message: str,
+) -> tuple[str, str]:
+    urls = _upload(api, folder, repo_id, private, message)
+    if (folder / "README.md").is_file():
+        return urls
+    card = build_encoder_card(repo_id, classifier_repo_id, _stage1_record(classifier_folder))
+    commit = api.upload_file(
+        path_or_fileobj=str(card).encode("utf-8"),
+        path_in_repo="README.md",
+        repo_id=repo_id,
+        repo_type="model",
+        commit_message="Add the stage-1 encoder card",
+    )
+    return urls[0], str(commit.commit_url)
+
+
 def push_model_folder(
     folder: str | Path,
     repo_id: str,
@@ -90,7 +121,8 @@ def push_model_folder(
     """Create ``repo_id`` on the Hub (if needed) and upload ``folder`` into it in one commit.
 
     ``include_stage1`` is a saved stage-1 encoder folder to publish as a second, feature-extraction
-    repository ``stage1_repo_id`` (default ``<repo_id>-encoder``). ``token`` defaults to the
+    repository ``stage1_repo_id`` (default ``<repo_id>-encoder``), with a card of its own when the
+    folder has no README.md. ``token`` defaults to the
     logged-in or ``HF_TOKEN`` token; it is never logged. Any failure raises :class:`PushError`,
     leaving the folders untouched and saying how to retry. Pickled weights are never uploaded.
     """
@@ -108,8 +140,14 @@ def push_model_folder(
         stage1_urls: tuple[str | None, str | None] = (None, None)
         if stage1_folder is not None and stage1_repo_id is not None:
             logger.info("pushing the stage-1 encoder %s to %s", stage1_folder, stage1_repo_id)
-            stage1_urls = _upload(
-                api, stage1_folder, stage1_repo_id, private, commit_message + " (stage-1 encoder)"
+            stage1_urls = _upload_encoder(
+                api,
+                stage1_folder,
+                stage1_repo_id,
+                model_folder,
+                repo_id,
+                private,
+                commit_message + " (stage-1 encoder)",
             )
     except Exception as error:
         message = (

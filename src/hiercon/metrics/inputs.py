@@ -38,6 +38,8 @@ def as_matrix(values: ArrayLike, name: str) -> np.ndarray:
         raise HierconError(f"{name} must be 2-D [n, d], got shape {tuple(array.shape)}")
     if array.shape[0] == 0:
         raise HierconError(f"{name} is empty")
+    if array.dtype.kind not in "iufb":
+        raise HierconError(f"{name} must hold numbers, got dtype {array.dtype}")
     array = array.astype(np.float64, copy=False)
     if not np.isfinite(array).all():
         raise HierconError(f"{name} holds NaN or infinite values")
@@ -67,10 +69,9 @@ def as_class_ids(values: ArrayLike, name: str) -> np.ndarray:
     array = to_numpy(values, name)
     if array.ndim != 1:
         raise HierconError(f"{name} must be 1-D class ids, got shape {array.shape}")
-    if array.size and (
-        not np.issubdtype(array.dtype, np.integer) and not np.equal(array, np.round(array)).all()
-    ):
-        raise HierconError(f"{name} must hold integer class ids")
+    whole_floats = array.dtype.kind == "f" and bool(np.equal(array, np.round(array)).all())
+    if array.dtype.kind not in "iub" and not whole_floats:
+        raise HierconError(f"{name} must hold integer class ids, got dtype {array.dtype}")
     array = array.astype(np.int64)
     if array.size and array.min() < 0:
         raise HierconError(f"{name} holds a negative class id ({array.min()})")
