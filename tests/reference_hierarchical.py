@@ -212,3 +212,83 @@ def class_rankings(
 
     deepest = max([max(class_ranks(i).values(), default=0) for i in range(len(label_sets))] + [1])
     return rank, rank_similarity, deepest
+
+
+def hcsc(
+    embeddings: torch.Tensor,
+    queue: torch.Tensor,
+    assignments: list[list[int]],
+    prototypes: list[torch.Tensor],
+    concentrations: list[torch.Tensor],
+    parents: list[list[int]],
+    draws: list[torch.Tensor],
+    tau: float = 0.2,
+    selection: str = "exclude",
+    batch_negatives: bool = False,
+    last_prototype_never_negative: bool = False,
+    level_reduction: tuple[str, str] = ("mean", "mean"),
+) -> tuple[torch.Tensor, torch.Tensor, list[list[list[float]]]]:
+    """HCSC's instance and prototype terms, consuming the 0/1 selection ``draws`` in the loss's
+    order (instance levels, then prototype levels below the top). Also returns each draw's keep
+    probability ``[query][candidate]`` (candidates: batch keys then queue; or prototypes)."""
+    batch = embeddings.shape[0]
+    queries = torch.nn.functional.normalize(embeddings[:, 0].double(), dim=-1)
+    keys = torch.nn.functional.normalize(embeddings[:, 1].double(), dim=-1)
+    queue = queue.double()
+    protos = [p.double() for p in prototypes]
+    phis = [[float(v) for v in phi] for phi in concentrations]
+    levels = len(protos)
+
+    def keep_probability(point: torch.Tensor, level: int, cluster: int, low: float) -> float:
+        logits = torch.stack([point @ protos[level][c] / phis[level][c] for c in range(len(phis[level]))])
+        return min(max(1.0 - torch.softmax(logits, 0)[cluster].item(), low), 0.999)
+
+    def coded(i: int, positive: torch.Tensor, positive_tau: float, negatives: list, draw: torch.Tensor):
+        candidates, temperatures, zeroed = [positive], [positive_tau], [False]
+        for column, vector, temperature in negatives:
+            selected = bool(draw[i, column])
+            if selected or selection == "zero_logit":
+                candidates.append(vector)
+                temperatures.append(temperature)
+                zeroed.append(not selected)
+        return cross_entropy_first(queries[i], candidates, temperatures, zeroed)
+
+    probabilities: list[list[list[float]]] = []
+    instance_levels = []
+    all_keys = [keys[j] for j in range(batch)] + [queue[j] for j in range(queue.shape[0])]
+    for level in range(levels):
+        rows, terms = [], []
+        for i in range(batch):
+            negatives = [
+                (j, u, tau) for j, u in enumerate(all_keys) if j >= batch or (batch_negatives and j != i)
+            ]
+            rows.append([keep_probability(u, level, assignments[i][level], 0.0) for u in all_keys])
+            terms.append(coded(i, keys[i], tau, negatives, draws[level]))
+        probabilities.append(rows)
+        instance_levels.append(sum(terms) / batch)
+    prototype_levels = []
+    for level in range(levels):
+        used = {assignments[i][level] for i in range(batch)}
+        count = len(phis[level])
+        candidates = [c for c in range(count) if c not in used]
+        if last_prototype_never_negative:
+            candidates = [c for c in candidates if c != count - 1]
+        rows, terms = [], []
+        for i in range(batch):
+            own = assignments[i][level]
+            negatives = [(c, protos[level][c], phis[level][c]) for c in candidates]
+            if level + 1 < levels:
+                parent = parents[level][own]
+                rows.append(
+                    [keep_probability(protos[level][c], level + 1, parent, 1e-4) for c in range(count)]
+                )
+                draw = draws[levels + level]
+            else:
+                draw = torch.ones(batch, count)
+            terms.append(coded(i, protos[level][own], phis[level][own], negatives, draw))
+        if rows:
+            probabilities.append(rows)
+        prototype_levels.append(sum(terms) / batch)
+    instance = sum(instance_levels) / (levels if level_reduction[0] == "mean" else 1)
+    prototype = sum(prototype_levels) / (levels if level_reduction[1] == "mean" else 1)
+    return instance, prototype, probabilities
