@@ -307,3 +307,36 @@ def test_leaves_to_nodes_and_compute_metrics_in_leaf_space(emotions) -> None:
     assert results["hierarchical_f1"] == pytest.approx(5 / 7)
     assert results["consistency_rate"] == 1.0
     assert "emotion_micro_f1" in results and "sentiment_macro_f1" in results
+
+
+def test_compute_metrics_inside_trainer_evaluate(tmp_path) -> None:
+    from datasets import Dataset
+    from tiny_models import tiny_bert_config, write_tiny_tokenizer
+    from transformers import BertForSequenceClassification, Trainer, TrainingArguments
+
+    tokenizer = write_tiny_tokenizer(tmp_path / "tokenizer")
+    names = ["joy", "anger", "curiosity"]
+    config = tiny_bert_config(len(tokenizer), num_labels=3, problem_type="multi_label_classification")
+    texts = ["happy joy", "angry mad", "why how", "happy why", "sad", "ok fine"]
+    labels = [
+        [1.0, 0.0, 0.0],
+        [0.0, 1.0, 0.0],
+        [0.0, 0.0, 1.0],
+        [1.0, 0.0, 1.0],
+        [0.0, 1.0, 0.0],
+        [0.0, 0.0, 1.0],
+    ]
+    dataset = Dataset.from_dict({"text": texts, "labels": labels}).map(
+        lambda batch: tokenizer(batch["text"], padding="max_length", max_length=8), batched=True
+    )
+    trainer = Trainer(
+        model=BertForSequenceClassification(config),
+        args=TrainingArguments(
+            tmp_path / "out", per_device_eval_batch_size=4, report_to="none", use_cpu=True
+        ),
+        eval_dataset=dataset,
+        compute_metrics=make_compute_metrics(names, thresholds=[0.5, 0.5, 0.5]),
+    )
+    results = trainer.evaluate()
+    assert {"eval_micro_f1", "eval_macro_f1", "eval_map", "eval_f1/joy", "eval_lrap"} <= set(results)
+    assert 0.0 <= results["eval_micro_f1"] <= 1.0 and 0.0 < results["eval_map"] <= 1.0
