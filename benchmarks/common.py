@@ -6,6 +6,7 @@ markdown table; ``benchmarks/run_all.py`` collects them.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import os
@@ -60,7 +61,12 @@ def load_goemotions(data_dir: Path, split: str) -> list[dict[str, Any]]:
     path = Path(data_dir) / f"{split}_hier.jsonl.gz"
     if not path.is_file():
         raise FileNotFoundError(f"GoEmotions split {split!r} not found at {path}")
-    return read_jsonl_gz(path)
+    return list(_read_split(path.resolve()))
+
+
+@functools.lru_cache(maxsize=8)
+def _read_split(path: Path) -> tuple[dict[str, Any], ...]:
+    return tuple(read_jsonl_gz(path))
 
 
 def seeded_subset(rows: Sequence[Any], size: int | None, seed: int) -> list[Any]:

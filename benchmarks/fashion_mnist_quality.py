@@ -65,7 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not args.report and args.method is None:
         parser.error("give --method or --report")
     if args.quick:
-        args.train_size, args.test_size, args.batch_size = 256, 128, 64
+        args.train_size, args.test_size, args.batch_size = 128, 64, 64
         args.stage1_epochs, args.stage2_epochs, args.hidden_size, args.layers = 1, 1, 32, 2
     return args
 

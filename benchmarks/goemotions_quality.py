@@ -50,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--temperature", type=float, default=0.1)
     parser.add_argument("--train-size", type=int, default=2000)
-    parser.add_argument("--dev-size", type=int, default=2000)
+    parser.add_argument("--dev-size", type=int, default=1000)
     parser.add_argument("--test-size", type=int, default=None, help="default: the full test split")
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -63,8 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not args.report and args.method is None:
         parser.error("give --method or --report")
     if args.quick:
-        args.train_size, args.dev_size, args.test_size = 48, 32, 32
-        args.max_length, args.batch_size = 24, 16
+        args.train_size, args.dev_size, args.test_size = 32, 24, 24
+        args.max_length, args.batch_size, args.stage2_epochs = 24, 16, 1
     return args
 
 

@@ -19,7 +19,13 @@ import numpy as np
 import torch
 from common import PassBudget
 from goemotions_eval import LabelSpace, macro_f1_at_tuned_thresholds
-from text_training import batches, finetune_multilabel, optimizer_and_schedule, predict_sigmoid, tokenize
+from text_training import (
+    finetune_multilabel,
+    length_grouped_batches,
+    optimizer_and_schedule,
+    predict_sigmoid,
+    tokenize,
+)
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 Rows = list[dict[str, Any]]
@@ -190,7 +196,7 @@ def train_stage1(
     for _ in range(epochs):
         model.train()
         running = []
-        for batch in batches(torch.randperm(len(train), generator=generator).tolist(), batch_size):
+        for batch in length_grouped_batches(_texts(train), batch_size, generator):
             rows = [train[i] for i in batch]
             inputs = make_views(dict(tokenize(tokenizer, _texts(rows), max_length)))
             embeddings = split_views(model(**inputs).embeddings, views)

@@ -21,6 +21,25 @@ def batches(indices: Sequence[int], batch_size: int) -> list[list[int]]:
     return [list(indices[i : i + batch_size]) for i in range(0, len(indices), batch_size)]
 
 
+def length_grouped_batches(
+    texts: Sequence[str], batch_size: int, generator: torch.Generator, group_batches: int = 50
+) -> list[list[int]]:
+    """Shuffled batches of similar-length texts (as ``group_by_length`` in transformers' Trainer).
+
+    A random permutation is cut into groups of ``group_batches`` batches; each group is sorted by
+    text length and split into batches, and the batches are shuffled. Padding shrinks to about the
+    batch's own length while every epoch still sees a fresh random grouping.
+    """
+    order = torch.randperm(len(texts), generator=generator).tolist()
+    group = batch_size * group_batches
+    result = []
+    for start in range(0, len(order), group):
+        chunk = sorted(order[start : start + group], key=lambda i: len(texts[i]))
+        result += batches(chunk, batch_size)
+    shuffle = torch.randperm(len(result), generator=generator).tolist()
+    return [result[i] for i in shuffle]
+
+
 def tokenize(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int) -> dict:
     return tokenizer(list(texts), truncation=True, max_length=max_length, padding=True, return_tensors="pt")
 
@@ -54,9 +73,8 @@ def finetune_multilabel(
     epoch_losses = []
     for epoch in range(epochs):
         model.train()
-        order = torch.randperm(len(texts), generator=generator).tolist()
         losses = []
-        for batch in batches(order, batch_size):
+        for batch in length_grouped_batches(texts, batch_size, generator):
             inputs = tokenize(tokenizer, [texts[i] for i in batch], max_length)
             logits = model(**inputs).logits
             loss = loss_fn(logits, torch.as_tensor(targets[batch], dtype=torch.float32))
