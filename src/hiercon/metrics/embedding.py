@@ -114,7 +114,9 @@ def vote_weights(similarities: np.ndarray) -> np.ndarray:
 def multi_label_vote(neighbours: Neighbours, reference_labels: np.ndarray) -> np.ndarray:
     """Multi-hot predictions: a label is predicted when it holds more than half of the neighbours' weight."""
     weights = vote_weights(neighbours.similarities)
-    scores = np.einsum("nk,nkl->nl", weights, reference_labels[neighbours.indices].astype(np.float64))
+    scores = np.zeros((weights.shape[0], reference_labels.shape[1]))
+    for rank in range(weights.shape[1]):  # one neighbour rank at a time: memory stays [n, L]
+        scores += weights[:, rank, None] * reference_labels[neighbours.indices[:, rank]]
     return (scores > 0.5).astype(np.int64)
 
 
