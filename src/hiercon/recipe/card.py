@@ -1,26 +1,102 @@
-"""The model card of a recipe run (README.md of the final folder)."""
+"""The model card (README.md) of a recipe's final folder, built with :mod:`hiercon.hub`."""
 
 from __future__ import annotations
 
-import logging
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-logger = logging.getLogger(__name__)
+import numpy as np
+
+from hiercon.recipe.data import LABELS
+
+PLOT_CAPTIONS = {
+    "embeddings_by_level.png": "Stage-1 embeddings of the test split, coloured by taxonomy level",
+    "per_label_f1.png": "Test F1 per label",
+    "training_curves_stage1.png": "Stage-1 training curves",
+    "training_curves_stage2.png": "Stage-2 training curves",
+}
+STAGE1_KEYS = (
+    "temperature",
+    "num_train_epochs",
+    "max_steps",
+    "per_device_train_batch_size",
+    "learning_rate",
+    "num_views",
+    "sampler",
+    "loss_kwargs",
+)
+STAGE2_KEYS = (
+    "mode",
+    "label_space",
+    "num_train_epochs",
+    "max_steps",
+    "per_device_train_batch_size",
+    "learning_rate",
+    "consistency_weight",
+    "tune_thresholds",
+)
+
+
+def dataset_name(prepared: Any) -> str:
+    data = prepared.args.data
+    source = data.dataset or next(iter((data.data_files or {}).values()), "data")
+    return Path(str(source[0] if isinstance(source, list) else source)).name
+
+
+def split_statistics(prepared: Any, label_names: list[str]) -> dict[str, dict[str, Any]]:
+    from hiercon.hub.model_card import dataset_statistics
+
+    return {
+        split: dataset_statistics(np.asarray(dataset[LABELS])[:, prepared.columns], label_names)
+        for split, dataset in prepared.data.splits().items()
+    }
+
+
+def example_input(prepared: Any) -> str | None:
+    column = prepared.args.data.text_column
+    if not column:
+        return None
+    return str(prepared.data.test[0][column])
 
 
 def write_recipe_card(
-    folder: Path,
-    prepared: Any,
-    stage1: Any,
-    stage2: Any,
-    results: dict[str, Any],
-    per_label: list[dict[str, object]],
-) -> None:
-    """Write README.md into ``folder`` with :func:`hiercon.hub.save_model_card`."""
-    try:
-        from hiercon.hub import save_model_card
-    except (ImportError, AttributeError) as error:
-        logger.warning("no model card written: %s", error)
-        return
-    save_model_card(folder)
+    folder: Path, prepared: Any, config: Any, results: dict[str, Any], per_label: list
+) -> Path:
+    """README.md for ``folder`` (which already holds the model, its plots and metrics)."""
+    from hiercon.hub.model_card import info_from_config, save_model_card
+
+    args = prepared.args
+    settings = asdict(args.stage1)
+    stage1_record = dict(getattr(config, "hiercon", {}).get("stage1") or {})
+    label_names = [config.id2label[i] for i in range(len(config.id2label))]
+    comparison = {}
+    if results.get("baseline"):
+        comparison = {
+            "hiercon (two-stage)": results["test"],
+            "BCE baseline (same budget)": results["baseline"],
+        }
+    extra: dict[str, Any] = {}
+    text = example_input(prepared)
+    if text:
+        extra["example_input"] = text
+    info = info_from_config(
+        config,
+        model_id=args.output.hub_model_id or Path(args.output.output_dir).name,
+        base_model=args.model.model_name_or_path,
+        stage1_hyperparameters={key: settings[key] for key in STAGE1_KEYS},
+        stage2={"loss": "bce", **{key: getattr(args.stage2, key) for key in STAGE2_KEYS}},
+        dataset_name=dataset_name(prepared),
+        dataset_statistics=split_statistics(prepared, label_names),
+        metrics=results["test"],
+        per_label=per_label,
+        comparison=comparison,
+        citations=[stage1_record["citation"]] if stage1_record.get("citation") else [],
+        plots={
+            caption: f"plots/{name}"
+            for name, caption in PLOT_CAPTIONS.items()
+            if (folder / "plots" / name).is_file()
+        },
+        **extra,
+    )
+    return save_model_card(info, folder)

@@ -361,3 +361,13 @@ def load_recipe_data(args: DataArguments, seed: int = 42) -> RecipeData:
         input_column=args.text_column or args.image_column or "",
         modality="text" if args.text_column else "image",
     )
+
+
+def load_labelled_split(args: DataArguments, split: str, taxonomy: Any, limit: int | None = None) -> Dataset:
+    """One split of a data source, checked and encoded over a given taxonomy (to evaluate a saved model)."""
+    raw = load_raw(args)
+    if split not in raw:
+        raise ConfigError(f"dataset has no split {split!r}; splits: {list(raw)}")
+    dataset = subsample(raw[split], limit, seed=0)
+    check_columns(dataset, args, split)
+    return prepare_input(encode_split(dataset, args, taxonomy, split), args)

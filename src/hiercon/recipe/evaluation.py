@@ -100,3 +100,47 @@ def comparison_table(ours: Mapping[str, float], baseline: Mapping[str, float]) -
             difference = ours[key] - baseline[key]
             lines.append(f"| {name} | {ours[key]:.4f} | {baseline[key]:.4f} | {difference:+.4f} |")
     return "\n".join(lines) + "\n"
+
+
+def evaluate_model_folder(
+    folder: str,
+    data: Any,
+    split: str,
+    batch_size: int = 64,
+    max_length: int | None = None,
+    limit: int | None = None,
+) -> tuple[dict[str, float], list[dict[str, object]]]:
+    """(metrics, per-label rows) of a saved hiercon classifier on a labelled split of ``data``
+    (:class:`~hiercon.recipe.arguments.DataArguments`), with the thresholds stored in its config."""
+    import tempfile
+
+    from transformers import AutoImageProcessor, AutoTokenizer, TrainingArguments
+
+    from hiercon.modeling.classifier import load_classifier, read_hiercon_config, read_labels, read_taxonomy
+    from hiercon.recipe.arguments import ModelArguments
+    from hiercon.recipe.data import load_labelled_split
+    from hiercon.recipe.inputs import model_inputs
+    from hiercon.taxonomy import LabelTaxonomy
+    from hiercon.training import ClassifierTrainer
+
+    classifier = load_classifier(folder)
+    record = read_hiercon_config(classifier.config)
+    taxonomy = read_taxonomy(classifier.config) or LabelTaxonomy.from_labels(read_labels(classifier.config))
+    text = classifier.main_input_name == "input_ids"
+    processor = (AutoTokenizer if text else AutoImageProcessor).from_pretrained(folder)
+    if text:
+        data.text_column, data.image_column = data.text_column or "text", None
+    dataset = load_labelled_split(data, split, taxonomy, limit)
+    length = max_length or min(int(getattr(processor, "model_max_length", 512) or 512), 512)
+    inputs = model_inputs(dataset, processor, data, ModelArguments(max_length=length), classifier, split)
+    columns = label_columns(taxonomy, record["label_space"])
+    with tempfile.TemporaryDirectory() as scratch:
+        trainer = ClassifierTrainer(
+            model=classifier,
+            args=TrainingArguments(
+                output_dir=scratch, per_device_eval_batch_size=batch_size, report_to="none"
+            ),
+            processing_class=processor,
+        )
+        scores, _ = trainer.predict_scores(restrict_labels(inputs, columns, split))
+    return score_split(scores, truth_matrix(dataset), record["thresholds"], taxonomy, record["label_space"])

@@ -33,6 +33,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from hiercon.errors import ConfigError
 from hiercon.recipe.arguments import OutputArguments, RecipeArguments, Stage1Arguments, Stage2Arguments
+from hiercon.recipe.card import write_recipe_card
 from hiercon.recipe.data import RecipeData, load_recipe_data
 from hiercon.recipe.evaluation import (
     comparison_table,
@@ -469,7 +470,7 @@ def write_final_folder(
     (staging / RESULTS_FILE).write_text(json.dumps(results, indent=2, default=float) + "\n", encoding="utf-8")
     if prepared.args.output.plots:
         write_plots(staging, per_label, stage1, stage2, prepared.work_dir / "plots")
-    write_card(staging, prepared, stage1, stage2, results, per_label)
+    write_recipe_card(staging, prepared, merge_lora(trainer.model).config, results, per_label)
     replace_folder(staging, final)
     return final
 
@@ -490,19 +491,6 @@ def write_plots(
         shutil.copy2(image, plots / image.name)
 
 
-def write_card(
-    folder: Path,
-    prepared: Prepared,
-    stage1: StageOutcome,
-    stage2: StageOutcome,
-    results: dict[str, Any],
-    per_label: list[dict[str, object]],
-) -> None:
-    from hiercon.recipe.card import write_recipe_card
-
-    write_recipe_card(folder, prepared, stage1, stage2, results, per_label)
-
-
 def push(prepared: Prepared, folder: Path) -> str | None:
     """Upload the final folder; a failure leaves it in place and says how to retry."""
     from hiercon.hub import PushError, push_model_folder
@@ -511,10 +499,7 @@ def push(prepared: Prepared, folder: Path) -> str | None:
     try:
         result = push_model_folder(folder, output.hub_model_id, private=output.hub_private)
     except PushError as error:
-        print(
-            f"Push to {output.hub_model_id} failed: {error}\nThe model is saved in {folder}; retry with:\n"
-            f"  {error.retry_command}"
-        )
+        print(str(error))
         return None
     return result.repo_url
 
