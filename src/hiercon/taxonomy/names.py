@@ -42,6 +42,10 @@ def _suffix(where: str) -> str:
 
 def edge_names(edge: Any, where: str = "") -> tuple[str, str]:
     """Return a ``(parent, child)`` pair of label names, or raise a :class:`TaxonomyError` naming ``edge``."""
+    if type(edge) in (tuple, list) and len(edge) == 2:
+        parent, child = edge
+        if type(parent) is str and type(child) is str and parent.strip() and child.strip():
+            return parent, child
     if isinstance(edge, (str, bytes)) or not isinstance(edge, Sequence) or len(edge) != 2:
         raise TaxonomyError(f"an edge must be a (parent, child) pair, got {edge!r}{_suffix(where)}")
     return as_label_name(edge[0], where), as_label_name(edge[1], where)
