@@ -272,17 +272,18 @@ class ClassifierTrainer(Trainer):
     # ---- saving ----
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        """Save the classifier; a LoRA-wrapped one is saved merged, as a plain transformers model.
+        """Save the deliverable: a plain transformers classifier (safetensors) and its processor.
 
-        Checkpoints written during training keep the adapter (they are for resuming).
+        A LoRA-wrapped classifier is saved merged. Checkpoints written during training, and saves under
+        DeepSpeed or FSDP (which need the Trainer's state gathering), use the Trainer's own format.
         """
-        if _internal_call or not hasattr(self.model, "merge_and_unload"):
+        if _internal_call or self.is_deepspeed_enabled or self.is_fsdp_enabled:
             super().save_model(output_dir, _internal_call)
             return
         output_dir = output_dir or self.args.output_dir
-        if not self.args.should_save:
-            return
-        Path(output_dir).mkdir(parents=True, exist_ok=True)
-        merge_lora(self.model).save_pretrained(output_dir)
-        if self.processing_class is not None:
-            self.processing_class.save_pretrained(output_dir)
+        if self.args.should_save:
+            Path(output_dir).mkdir(parents=True, exist_ok=True)
+            merge_lora(self.model).save_pretrained(output_dir)
+            if self.processing_class is not None:
+                self.processing_class.save_pretrained(output_dir)
+        self.accelerator.wait_for_everyone()

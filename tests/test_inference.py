@@ -1,0 +1,233 @@
+"""Saved classifiers load in a stock pipeline; MultiLabelPredictor thresholds and decodes consistently.
+
+Includes both stages end to end (ContrastiveTrainer -> build_classifier -> ClassifierTrainer -> save ->
+pipeline / MultiLabelPredictor) for the tiny BERT and the tiny ViT.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset
+from PIL import Image
+from tiny_models import save_tiny_bert, save_tiny_vit
+from transformers import AutoImageProcessor, AutoTokenizer, TrainingArguments, pipeline
+
+from hiercon import (
+    ClassifierTrainer,
+    ContrastiveModel,
+    ContrastiveTrainer,
+    LabelTaxonomy,
+    MultiLabelPredictor,
+    build_classifier,
+)
+from hiercon.errors import ConfigError
+from hiercon.losses import SupConLoss
+from hiercon.modeling.classifier import load_classifier, read_hiercon_config, set_thresholds
+
+EDGES = [
+    ("root", "positive"),
+    ("root", "negative"),
+    ("positive", "joy"),
+    ("positive", "love"),
+    ("negative", "anger"),
+    ("negative", "sadness"),
+]
+TEXTS = [
+    ("happy glad joy", ["joy"]),
+    ("love thanks awesome", ["love"]),
+    ("angry mad hate", ["anger"]),
+    ("sad cry grief", ["sadness"]),
+    ("joy fun win", ["joy"]),
+    ("love nice glad", ["love"]),
+    ("rage awful worst", ["anger"]),
+    ("sorry miss alone", ["sadness"]),
+]
+
+
+@pytest.fixture(scope="module")
+def taxonomy():
+    return LabelTaxonomy.from_edges(EDGES)
+
+
+def _args(folder, **overrides):
+    settings = dict(
+        output_dir=str(folder),
+        per_device_train_batch_size=8,
+        learning_rate=1e-2,
+        max_steps=3,
+        report_to="none",
+        use_cpu=True,
+        save_strategy="no",
+        disable_tqdm=True,
+    )
+    settings.update(overrides)
+    return TrainingArguments(**settings)
+
+
+@pytest.fixture(scope="module")
+def text_model_dir(tmp_path_factory, taxonomy):
+    """Both stages on the tiny BERT, saved by ClassifierTrainer with tuned thresholds."""
+    root = tmp_path_factory.mktemp("text")
+    encoder_dir = save_tiny_bert(root / "encoder")
+    tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
+    data = Dataset.from_dict(
+        {**tokenizer([t for t, _ in TEXTS]), "labels": taxonomy.encode([n for _, n in TEXTS]).tolist()}
+    )
+    stage1 = ContrastiveModel.from_encoder(str(encoder_dir), pooling="cls", projection_dim=8)
+    ContrastiveTrainer(
+        model=stage1,
+        args=_args(root / "stage1", max_steps=2, learning_rate=1e-3),
+        train_dataset=data,
+        loss=SupConLoss(temperature=0.1),
+        processing_class=tokenizer,
+    ).train()
+
+    classifier = build_classifier(stage1, taxonomy)
+    names = Dataset.from_dict({**tokenizer([t for t, _ in TEXTS]), "labels": [n for _, n in TEXTS]})
+    trainer = ClassifierTrainer(
+        classifier,
+        _args(root / "stage2"),
+        train_dataset=names,
+        eval_dataset=names,
+        processing_class=tokenizer,
+    )
+    trainer.train()
+    trainer.tune_thresholds_on()
+    trainer.save_model(str(root / "classifier"))
+    return root / "classifier"
+
+
+@pytest.fixture(scope="module")
+def image_model_dir(tmp_path_factory):
+    """Both stages on the tiny ViT with a flat label list, saved with its image processor."""
+    root = tmp_path_factory.mktemp("image")
+    # The image pipeline converts every image to RGB, so a pipeline-ready ViT takes 3 channels.
+    encoder_dir = save_tiny_vit(root / "encoder", num_channels=3)
+    processor = AutoImageProcessor.from_pretrained(encoder_dir)
+    generator = torch.Generator().manual_seed(0)
+    pixels = processor([_image(generator) for _ in range(8)], return_tensors="pt")["pixel_values"]
+    labels = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 1.0, 0.0]] * 2
+    data = Dataset.from_dict({"pixel_values": pixels.tolist(), "labels": labels})
+    stage1 = ContrastiveModel.from_encoder(str(encoder_dir), projection_dim=8)
+    ContrastiveTrainer(
+        model=stage1, args=_args(root / "stage1", max_steps=1), train_dataset=data, loss=SupConLoss(), views=1
+    ).train()
+    classifier = build_classifier(stage1, labels=["shirt", "shoe", "bag"])
+    trainer = ClassifierTrainer(
+        classifier, _args(root / "stage2"), train_dataset=data, processing_class=processor
+    )
+    trainer.train()
+    trainer.save_model(str(root / "classifier"))
+    return root / "classifier"
+
+
+def _image(generator):
+    values = (torch.rand(28, 28, 3, generator=generator) * 255).to(torch.uint8).numpy()
+    return Image.fromarray(values, mode="RGB")
+
+
+def _pipeline_scores(pipe, inputs, labels):
+    rows = pipe(inputs, top_k=None if pipe.task == "text-classification" else len(labels))
+    return np.array([[{e["label"]: e["score"] for e in row}[label] for label in labels] for row in rows])
+
+
+def test_text_pipeline_scores_equal_model_sigmoid(text_model_dir, taxonomy):
+    pipe = pipeline("text-classification", model=str(text_model_dir))
+    texts = ["happy love", "angry sad cry", "what"]
+    model = load_classifier(text_model_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(text_model_dir)
+    with torch.no_grad():
+        expected = torch.sigmoid(model(**tokenizer(texts, return_tensors="pt", padding=True)).logits).numpy()
+    np.testing.assert_allclose(_pipeline_scores(pipe, texts, taxonomy.labels), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_image_pipeline_scores_equal_model_sigmoid(image_model_dir):
+    pipe = pipeline("image-classification", model=str(image_model_dir))
+    generator = torch.Generator().manual_seed(1)
+    images = [_image(generator) for _ in range(3)]
+    model = load_classifier(image_model_dir).eval()
+    processor = AutoImageProcessor.from_pretrained(image_model_dir)
+    with torch.no_grad():
+        expected = torch.sigmoid(model(**processor(images, return_tensors="pt")).logits).numpy()
+    np.testing.assert_allclose(
+        _pipeline_scores(pipe, images, ["shirt", "shoe", "bag"]), expected, rtol=1e-5, atol=1e-6
+    )
+
+
+def test_thresholds_taxonomy_and_provenance_round_trip(text_model_dir, taxonomy):
+    predictor = MultiLabelPredictor.from_pretrained(text_model_dir)
+    record = read_hiercon_config(predictor.pipeline.model.config)
+    assert predictor.taxonomy == taxonomy
+    assert predictor.labels == taxonomy.labels
+    np.testing.assert_allclose(predictor.thresholds, record["thresholds"])
+    assert len(record["thresholds"]) == taxonomy.num_labels
+    assert record["stage1"]["loss"] == "SupConLoss" and "Khosla" in record["stage1"]["citation"]
+    assert record["stage1"]["pooling"] == "cls"
+    assert sorted(path.suffix for path in text_model_dir.iterdir()) == [
+        ".json",
+        ".json",
+        ".json",
+        ".safetensors",
+    ]
+
+
+def test_predictor_output_follows_thresholds(text_model_dir, taxonomy):
+    predictor = MultiLabelPredictor.from_pretrained(text_model_dir)
+    texts = ["happy love", "angry sad cry"]
+    scores = predictor.predict_proba(texts)
+    assert scores.shape == (2, taxonomy.num_labels)
+    predictor.set_thresholds([0.0] * taxonomy.num_labels)
+    everything = predictor(texts, consistent=False)
+    assert [len(row) for row in everything] == [taxonomy.num_labels] * 2
+    assert [entry["score"] for entry in everything[0]] == sorted(scores[0], reverse=True)
+    assert len(predictor(texts, top_k=2)[0]) == 2
+    predictor.set_thresholds([1.0] * taxonomy.num_labels)
+    assert predictor(texts) == [[], []]
+    single = predictor("happy")
+    assert isinstance(single, list) and len(single) == 1
+
+
+def test_consistent_decoding_repairs_and_closes(text_model_dir, taxonomy):
+    predictor = MultiLabelPredictor.from_pretrained(text_model_dir)
+    thresholds = dict.fromkeys(taxonomy.labels, 0.5) | {"positive": 0.8}
+    predictor.set_thresholds([thresholds[label] for label in taxonomy.labels])
+    row = dict.fromkeys(taxonomy.labels, 0.1) | {"positive": 0.6, "joy": 0.7, "negative": 0.3, "anger": 0.9}
+    scores = np.array([[row[label] for label in taxonomy.labels]])
+
+    repaired, picked = predictor.decide(scores)
+    chosen = {taxonomy.labels[i] for i in np.flatnonzero(picked[0])}
+    assert chosen == {"joy", "positive"}  # joy repaired to 0.6 >= 0.5, its parent added by closure
+    assert repaired[0, taxonomy.index("anger")] == pytest.approx(0.3)  # anger capped by its parent
+    assert bool(taxonomy.is_consistent(torch.as_tensor(repaired))[0])
+
+    _, raw = predictor.decide(scores, consistent=False)
+    assert {taxonomy.labels[i] for i in np.flatnonzero(raw[0])} == {"joy", "anger"}
+
+
+def test_image_predictor_and_flat_labels(image_model_dir):
+    predictor = MultiLabelPredictor.from_pretrained(image_model_dir)
+    assert not predictor.is_hierarchical
+    generator = torch.Generator().manual_seed(2)
+    images = [_image(generator) for _ in range(2)]
+    predictor.set_thresholds([0.0, 0.0, 0.0])
+    rows = predictor(images)
+    assert [sorted(entry["label"] for entry in row) for row in rows] == [["bag", "shirt", "shoe"]] * 2
+    np.testing.assert_allclose(
+        [[{e["label"]: e["score"] for e in row}[name] for name in predictor.labels] for row in rows],
+        predictor.predict_proba(images),
+    )
+
+
+def test_predictor_refuses_single_label_models(tmp_path, taxonomy):
+    encoder_dir = save_tiny_bert(tmp_path / "encoder")
+    classifier = build_classifier(str(encoder_dir), taxonomy)
+    classifier.config.problem_type = "single_label_classification"
+    classifier.save_pretrained(tmp_path / "model")
+    AutoTokenizer.from_pretrained(encoder_dir).save_pretrained(tmp_path / "model")
+    with pytest.raises(ConfigError, match="multi-label"):
+        MultiLabelPredictor.from_pretrained(tmp_path / "model")
+    set_thresholds(classifier.config, [0.5] * taxonomy.num_labels)
+    with pytest.raises(ConfigError, match="trust_remote_code"):
+        MultiLabelPredictor.from_pretrained(tmp_path / "model", trust_remote_code=True)
