@@ -50,7 +50,9 @@ def test_embeddings_by_level(tmp_path: Path, clustered) -> None:
 def test_embeddings_by_level_with_tsne(tmp_path: Path, clustered) -> None:
     points, emotion = clustered
     assert_png(
-        plot_embeddings_by_level(points[:40], [emotion[:40]], ["emotion"], tmp_path / "t.png", method="tsne")
+        plot_embeddings_by_level(
+            points[:40], [emotion[:40]], ["emotion"], tmp_path / "t.png", method="tsne", tsne_max_iter=250
+        )
     )
 
 

@@ -31,8 +31,11 @@ def _save(figure: plt.Figure, path: str | Path) -> Path:
     return target
 
 
-def project_2d(embeddings: ArrayLike, method: str = "pca", seed: int = 0) -> np.ndarray:
-    """A 2-D projection of ``[n, d]`` embeddings with PCA (or t-SNE with ``method="tsne"``)."""
+def project_2d(
+    embeddings: ArrayLike, method: str = "pca", seed: int = 0, tsne_max_iter: int = 1000
+) -> np.ndarray:
+    """A 2-D projection of ``[n, d]`` embeddings with PCA (or t-SNE with ``method="tsne"``, run for
+    ``tsne_max_iter`` iterations, at least 250)."""
     points = as_matrix(embeddings, "embeddings")
     if points.shape[0] < 2:
         raise HierconError("a 2-D projection needs at least 2 embeddings")
@@ -42,9 +45,13 @@ def project_2d(embeddings: ArrayLike, method: str = "pca", seed: int = 0) -> np.
         from sklearn.manifold import TSNE
 
         perplexity = min(30.0, max(1.0, (points.shape[0] - 1) / 3))
-        projected = TSNE(n_components=2, perplexity=perplexity, random_state=seed, init="pca").fit_transform(
-            points
-        )
+        projected = TSNE(
+            n_components=2,
+            perplexity=perplexity,
+            random_state=seed,
+            init="pca",
+            max_iter=max(250, tsne_max_iter),
+        ).fit_transform(points)
     else:
         raise HierconError(f"method must be 'pca' or 'tsne', got {method!r}")
     return projected if projected.shape[1] == 2 else np.pad(projected, ((0, 0), (0, 1)))
@@ -73,13 +80,15 @@ def plot_embeddings_by_level(
     path: str | Path,
     method: str = "pca",
     label_names_per_level: Sequence[Sequence[str] | None] | None = None,
+    tsne_max_iter: int = 1000,
 ) -> Path:
     """Scatter the 2-D projection of ``embeddings`` once per taxonomy level, coloured by the label
     at that level (the first label of a multi-label row). ``labels_per_level[i]`` holds class ids,
-    a multi-hot matrix or label strings; ``label_names_per_level[i]`` maps ids to names."""
+    a multi-hot matrix or label strings; ``label_names_per_level[i]`` maps ids to names.
+    ``method`` is ``"pca"`` or ``"tsne"``."""
     if len(labels_per_level) != len(level_names) or not level_names:
         raise HierconError(f"{len(labels_per_level)} label arrays for {len(level_names)} level_names")
-    points = project_2d(embeddings, method)
+    points = project_2d(embeddings, method, tsne_max_iter=tsne_max_iter)
     figure, axes = plt.subplots(1, len(level_names), figsize=(5 * len(level_names), 4.5), squeeze=False)
     for column, (level, labels) in enumerate(zip(level_names, labels_per_level)):
         names = label_names_per_level[column] if label_names_per_level is not None else None
