@@ -3,7 +3,7 @@ score consistency (no child above its parent), all vectorised level by level."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import cached_property
 from numbers import Integral
 from typing import Any
@@ -24,13 +24,9 @@ class LabelSetsMixin:
     _depth: np.ndarray
     _edge_child: np.ndarray
     _edge_parent: np.ndarray
-    _ancestor_csr: sp.csr_matrix
-
-    def _lookup(self, label: str | int, where: str = "") -> int:  # pragma: no cover - defined by LabelTaxonomy
-        raise NotImplementedError
-
-    def level_ids(self, level: int) -> torch.Tensor:  # pragma: no cover - defined by TensorsMixin
-        raise NotImplementedError
+    _ancestor_float: sp.csr_matrix
+    _lookup: Callable[..., int]
+    level_ids: Callable[[int], torch.Tensor]
 
     # ------------------------------------------------------------------ label sets -> multi-hot
 
@@ -44,7 +40,7 @@ class LabelSetsMixin:
         """
         direct = self._direct_csr(label_sets)
         if closure:
-            direct = direct @ self._ancestor_csr.astype(np.float32)
+            direct = direct @ self._ancestor_float
         dense = direct.toarray() > 0
         return torch.from_numpy(dense.astype(np.float32))
 

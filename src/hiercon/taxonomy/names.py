@@ -18,7 +18,7 @@ def as_label_name(value: Any, where: str = "") -> str:
     if isinstance(value, str):
         if not value.strip():
             raise TaxonomyError(f"empty label name{_suffix(where)}")
-        return value
+        return value if type(value) is str else str(value)
     if isinstance(value, Integral) and not isinstance(value, bool):
         return str(int(value))
     raise TaxonomyError(f"label names must be strings or integers, got {value!r}{_suffix(where)}")
@@ -42,10 +42,11 @@ def _suffix(where: str) -> str:
 
 def edge_names(edge: Any, where: str = "") -> tuple[str, str]:
     """Return a ``(parent, child)`` pair of label names, or raise a :class:`TaxonomyError` naming ``edge``."""
-    if type(edge) in (tuple, list) and len(edge) == 2:
-        parent, child = edge
-        if type(parent) is str and type(child) is str and parent.strip() and child.strip():
-            return parent, child
-    if isinstance(edge, (str, bytes)) or not isinstance(edge, Sequence) or len(edge) != 2:
-        raise TaxonomyError(f"an edge must be a (parent, child) pair, got {edge!r}{_suffix(where)}")
-    return as_label_name(edge[0], where), as_label_name(edge[1], where)
+    if not isinstance(edge, (str, bytes)):
+        try:
+            parent, child = edge
+        except (TypeError, ValueError):
+            pass
+        else:
+            return as_label_name(parent, where), as_label_name(child, where)
+    raise TaxonomyError(f"an edge must be a (parent, child) pair, got {edge!r}{_suffix(where)}")

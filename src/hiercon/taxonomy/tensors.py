@@ -28,9 +28,7 @@ class TensorsMixin:
     _edge_child: np.ndarray
     _edge_parent: np.ndarray
 
-    @property
-    def num_levels(self) -> int:  # pragma: no cover - defined by LabelTaxonomy
-        raise NotImplementedError
+    num_levels: int
 
     @cached_property
     def _ancestor_csr(self) -> sp.csr_matrix:
@@ -49,6 +47,11 @@ class TensorsMixin:
         reach = reach.astype(bool).tocsr()
         reach.sort_indices()
         return reach
+
+    @cached_property
+    def _ancestor_float(self) -> sp.csr_matrix:
+        """``_ancestor_csr`` as float32, for sparse products."""
+        return self._ancestor_csr.astype(np.float32)
 
     @cached_property
     def ancestor_matrix_sparse(self) -> torch.Tensor:
@@ -135,7 +138,7 @@ class TensorsMixin:
         rows = np.asarray(torch.as_tensor(list(ids) if isinstance(ids, range) else ids), dtype=np.int64)
         if rows.size and (rows.min() < 0 or rows.max() >= len(self._labels)):
             raise TaxonomyError(f"similarity_rows: ids must lie in [0, {len(self._labels)})")
-        reach = self._ancestor_csr.astype(np.float32)
+        reach = self._ancestor_float
         picked = reach[rows]
         shared_depth = np.zeros((len(rows), len(self._labels)), dtype=np.float32)
         for level in range(self.num_levels - 1, -1, -1):
