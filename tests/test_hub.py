@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shlex
 from pathlib import Path
 
 import hub_server
@@ -101,3 +102,17 @@ def test_failed_push_keeps_the_folder_and_says_how_to_retry(
 def test_push_refuses_a_folder_without_a_model(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no config.json"):
         push_model_folder(tmp_path, "tester/empty")
+
+
+def test_retry_command_matches_the_cli(tmp_path: Path) -> None:
+    from hiercon.cli import build_parser
+    from hiercon.hub.push import retry_command
+
+    command = retry_command(tmp_path / "my model", "me/x", True, tmp_path / "enc", "me/x-encoder")
+    arguments = build_parser().parse_args(shlex.split(command)[1:])
+    assert (arguments.model_dir, arguments.repo_id, arguments.private) == (
+        str(tmp_path / "my model"),
+        "me/x",
+        True,
+    )
+    assert (arguments.stage1_dir, arguments.stage1_repo_id) == (str(tmp_path / "enc"), "me/x-encoder")

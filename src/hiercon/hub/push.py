@@ -51,7 +51,7 @@ def retry_command(
     if private:
         parts.append("--private")
     if stage1_folder is not None:
-        parts += ["--stage1", str(stage1_folder), "--stage1-repo-id", str(stage1_repo_id)]
+        parts += ["--stage1-dir", str(stage1_folder), "--stage1-repo-id", str(stage1_repo_id)]
     return shlex.join(parts)
 
 
