@@ -102,9 +102,19 @@ def test_chunked_search_matches_brute_force(monkeypatch: pytest.MonkeyPatch) -> 
     labels = (rng.random((60, 6)) < 0.25).astype(int)
     expected_map = brute_force_map_at_r(points, labels)
     whole = knn_multilabel_f1(points, labels, k=5)
-    monkeypatch.setattr(embedding, "SIMILARITIES_PER_CHUNK", 7)  # chunks of one query row
+    chunk_shapes = []
+    compute_chunk = embedding._chunk_similarities
+
+    def recording_chunk(*args, **kwargs):
+        chunk = compute_chunk(*args, **kwargs)
+        chunk_shapes.append(chunk.shape)
+        return chunk
+
+    monkeypatch.setattr(embedding, "_chunk_similarities", recording_chunk)
+    monkeypatch.setattr(embedding, "SIMILARITIES_PER_CHUNK", 130)  # 130 // 60 = 2 query rows per chunk
     assert map_at_r(points, labels) == pytest.approx(expected_map)
     assert knn_multilabel_f1(points, labels, k=5) == pytest.approx(whole)
+    assert set(chunk_shapes) == {(2, 60)} and len(chunk_shapes) == 60
 
 
 def test_clustered_embeddings_score_higher_than_random() -> None:
