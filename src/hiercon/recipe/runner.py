@@ -49,6 +49,8 @@ from hiercon.recipe.losses import build_loss
 logger = logging.getLogger(__name__)
 
 STAGE_SUMMARY = "hiercon_stage.json"
+RUN_RECORD = "recipe.json"
+RECORDED_SECTIONS = ("model", "data", "stage1", "stage2")
 RESULTS_FILE = "results.json"
 
 
@@ -176,6 +178,42 @@ def load_encoder_config(args: RecipeArguments) -> Any:
         return AutoConfig.from_pretrained(resolve_encoder_path(args.model.model_name_or_path))
     except (OSError, ValueError) as error:
         raise ConfigError(f"cannot load the encoder {args.model.model_name_or_path!r}: {error}") from None
+
+
+# ---- the work folder ----------------------------------------------------------------------------------
+
+
+def run_record(args: RecipeArguments) -> dict[str, Any]:
+    """The settings a resumed run must share with the run that wrote the checkpoints."""
+    sections = args.to_dict()
+    record = {
+        f"{section}.{key}": value for section in RECORDED_SECTIONS for key, value in sections[section].items()
+    }
+    record["output.seed"] = args.output.seed
+    return json.loads(json.dumps(record, default=str))
+
+
+def open_work_dir(prepared: Prepared) -> None:
+    """Check that checkpoints in the work folder come from this configuration (or clear it when
+    ``output.resume`` is false), then record the configuration there."""
+    work_dir, args = prepared.work_dir, prepared.args
+    record_path = work_dir / RUN_RECORD
+    if args.output.resume and record_path.is_file():
+        previous = json.loads(record_path.read_text(encoding="utf-8"))
+        current = run_record(args)
+        changed = sorted(key for key in set(previous) | set(current) if previous.get(key) != current.get(key))
+        if changed:
+            raise ConfigError(
+                f"{work_dir} holds checkpoints of a run with other settings ({', '.join(changed)}); "
+                "set output.resume: false to start over there, or choose another output.work_dir"
+            )
+    wait_for_everyone()
+    if is_main_process():
+        if not args.output.resume:
+            shutil.rmtree(work_dir, ignore_errors=True)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        record_path.write_text(json.dumps(run_record(args), indent=1) + "\n", encoding="utf-8")
+    wait_for_everyone()
 
 
 # ---- stages -------------------------------------------------------------------------------------------
@@ -513,6 +551,7 @@ def run_recipe(args: RecipeArguments, callbacks: Sequence[TrainerCallback] = ())
 
     started = time.perf_counter()
     prepared = prepare(args)
+    open_work_dir(prepared)
     main = is_main_process()
     stage1 = run_stage1(prepared, callbacks)
     trainer, stage2 = run_stage2(prepared, stage1, callbacks)
@@ -590,6 +629,7 @@ def stage1_folder(args: RecipeArguments) -> Path:
 def run_stage1_only(args: RecipeArguments) -> Path:
     """Stage 1 alone (``recipes/stage1.py``): the contrastive encoder saved in ``<work_dir>/stage1/final``."""
     prepared = prepare(args)
+    open_work_dir(prepared)
     run_stage1(prepared, ())
     return stage1_folder(args)
 
