@@ -13,6 +13,7 @@ from hub_server import FAKE_TOKEN, FakeHub
 from tiny_models import tiny_bert_config, write_tiny_tokenizer
 from transformers import BertForSequenceClassification, pipeline
 
+from hiercon import MultiLabelPredictor
 from hiercon.hub import PushError, info_from_config, push_model_folder, save_model_card
 
 fake_hub = hub_server.fake_hub
@@ -60,6 +61,9 @@ def test_push_then_pipeline_from_the_hub(tmp_path: Path, fake_hub: FakeHub, capl
     scores = classifier("happy joy great", top_k=None)
     assert sorted(entry["label"] for entry in scores) == sorted(LABELS)
     assert all(0.0 < entry["score"] < 1.0 for entry in scores)  # sigmoid, not softmax
+    assert abs(sum(entry["score"] for entry in scores) - 1.0) > 1e-3  # independent per label
+    predictor = MultiLabelPredictor.from_pretrained("tester/tiny-ml")
+    assert predictor.thresholds.tolist() == [0.4, 0.5, 0.6]
     assert FAKE_TOKEN not in caplog.text
     card = (fake_hub.storage.folder("tester/tiny-ml") / "README.md").read_text()
     assert "pipeline_tag: text-classification" in card and FAKE_TOKEN not in card
