@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from reference_losses import reg_weights_reference
 
 from hiercon.losses import AbaloneLoss, JaccardSupConLoss, MulSupConLoss, PrototypeLoss, RegLoss, SupConLoss
-from hiercon.losses.reg import reg_target_weights
+from hiercon.losses.reg import reg_target_weights, reg_target_weights_with_prototypes
 
 PROPERTY_SETTINGS = settings(max_examples=25, deadline=None)
 DIM = 6
@@ -150,3 +150,15 @@ def test_reg_target_weights_equal_loop_reference(alpha: float) -> None:
     sets = [{c for c in range(4) if row[c] > 0} for row in items]
     expected = torch.tensor(reg_weights_reference(sets, alpha), dtype=torch.float64)
     torch.testing.assert_close(reg_target_weights(items, items, not_self, alpha), expected)
+
+
+@PROPERTY_SETTINGS
+@given(multi_label_batches(max_batch=10, max_labels=6), st.sampled_from([1.0, 0.0, 0.5, -1.0]))
+def test_blockwise_reg_weights_equal_the_item_matrix_form(batch, alpha: float) -> None:
+    _, labels = batch
+    num_samples, num_labels = labels.shape
+    items = torch.cat([labels, torch.eye(num_labels, dtype=labels.dtype)])
+    not_self = ~torch.eye(items.shape[0], dtype=torch.bool)
+    sample_valid = ~torch.eye(num_samples, dtype=torch.bool)
+    blockwise = reg_target_weights_with_prototypes(labels, labels, sample_valid, alpha)
+    torch.testing.assert_close(blockwise, reg_target_weights(items, items, not_self, alpha))

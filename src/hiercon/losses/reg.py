@@ -43,6 +43,49 @@ def reg_target_weights(
     return affinity * (spread @ key_labels.T) / label_counts(anchor_labels).clamp_min(1)[:, None]
 
 
+def reg_target_weights_with_prototypes(
+    anchor_labels: torch.Tensor, key_labels: torch.Tensor, sample_valid: torch.Tensor, alpha: float = 1.0
+) -> torch.Tensor:
+    r""":func:`reg_target_weights` over the items "samples then prototypes", block by block.
+
+    Anchors are ``anchor_labels`` (``[A, C]``) then the ``C`` prototypes, keys ``key_labels``
+    (``[N, C]``) then the prototypes; ``sample_valid`` (``[A, N]``) marks the valid sample pairs.
+    Prototype :math:`c` carries :math:`\{c\}`, so every block but the sample-sample one is
+    :math:`O(NC)`: a sample anchor reaches prototype :math:`c` with :math:`f(1) = 1` when it holds
+    :math:`c`; prototype :math:`c` reaches sample :math:`b` holding :math:`c` with
+    :math:`f(1/|y_b|)`; two prototypes never share a label. Returns ``[A + C, N + C]``.
+    """
+    sample_affinity = overlap_affinity(anchor_labels, key_labels, alpha) * sample_valid
+    prototype_affinity = _prototype_affinity(key_labels, alpha)
+
+    per_label = sample_affinity @ key_labels + anchor_labels
+    spread = torch.where(per_label > 0, anchor_labels / per_label.clamp_min(1e-12), 0.0)
+    sizes = label_counts(anchor_labels).clamp_min(1)[:, None]
+    sample_to_sample = sample_affinity * (spread @ key_labels.T) / sizes
+    sample_to_prototype = anchor_labels * spread / sizes
+
+    prototype_mass = prototype_affinity.sum(dim=1, keepdim=True)
+    prototype_to_sample = torch.where(
+        prototype_mass > 0, prototype_affinity / prototype_mass.clamp_min(1e-12), 0.0
+    )
+    prototype_to_prototype = torch.zeros_like(prototype_mass).expand(-1, key_labels.shape[1])
+    return torch.cat(
+        [
+            torch.cat([sample_to_sample, sample_to_prototype], dim=1),
+            torch.cat([prototype_to_sample, prototype_to_prototype], dim=1),
+        ]
+    )
+
+
+def _prototype_affinity(key_labels: torch.Tensor, alpha: float) -> torch.Tensor:
+    """``[C, N]`` :func:`overlap_affinity` of the prototypes (label sets ``{c}``) to the keys."""
+    holds = key_labels.T > 0
+    key_sizes = label_counts(key_labels)[None, :]
+    if alpha < 0:
+        return (holds & (key_sizes == 1)).to(key_labels.dtype)
+    return torch.where(holds, (1.0 / key_sizes.clamp_min(1)).pow(alpha), 0.0)
+
+
 class RegLoss(PrototypeContrastiveLoss):
     r"""Multi-label contrastive loss with gradient regularisation ("REG", arXiv 2412.00101).
 
@@ -83,12 +126,10 @@ class RegLoss(PrototypeContrastiveLoss):
         batch = self.pair_batch(embeddings, labels, gather=self.gather_across_processes)
         prototypes = self.unit_prototypes(batch.anchors)
         dtype = prototypes.dtype
-        identity = torch.eye(self.num_labels, dtype=dtype, device=prototypes.device)
-        anchor_labels = torch.cat([batch.anchor_labels.to(dtype), identity])
-        key_labels = torch.cat([batch.key_labels.to(dtype), identity])
+        anchor_labels, key_labels = batch.anchor_labels.to(dtype), batch.key_labels.to(dtype)
         not_self = ~_item_self_mask(batch.self_mask, self.num_labels)
-        weights = reg_target_weights(anchor_labels, key_labels, not_self, self.alpha)
-        anchor_weights = torch.ones(anchor_labels.shape[0], dtype=dtype, device=prototypes.device)
+        weights = reg_target_weights_with_prototypes(anchor_labels, key_labels, ~batch.self_mask, self.alpha)
+        anchor_weights = torch.ones(weights.shape[0], dtype=dtype, device=prototypes.device)
         anchor_weights[batch.anchors.shape[0] :] = 1.0 / (
             distributed.world_size() if batch.across_processes else 1
         )
