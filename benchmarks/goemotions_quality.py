@@ -37,7 +37,7 @@ from common import (  # noqa: E402
 from goemotions_eval import LabelSpace, evaluate_scores  # noqa: E402
 
 BASELINES = ("bce", "setfit")
-TWO_STAGE = ("supcon", "jaccard", "mulsupcon", "reg", "himulcone", "clinfonce", "hcsc", "ranked")
+TWO_STAGE = ("supcon", "jaccard", "mulsupcon", "reg", "himulcone", "clinfonce", "ranked")
 METHODS = BASELINES + TWO_STAGE
 
 

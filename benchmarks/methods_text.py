@@ -177,6 +177,14 @@ def build_loss(method: str, args: argparse.Namespace, space: LabelSpace, embeddi
     node_multi_hot = lambda rows: taxonomy.encode(space.leaf_label_sets(rows))  # noqa: E731
     if method == "himulcone":
         return losses.HiMulConELoss(taxonomy=taxonomy, temperature=tau), node_multi_hot
+    if method == "clinfonce":
+        ekman_level = taxonomy.num_levels - 2
+        ekman_clusters = lambda rows: taxonomy.encode_level(space.leaf_label_sets(rows), ekman_level)  # noqa: E731
+        return losses.ClInfoNCELoss(temperature=tau), ekman_clusters
+    if method == "ranked":
+        if list(taxonomy.leaves) != space.leaf_labels:
+            raise ValueError("the taxonomy's leaf order differs from the benchmark's emotion order")
+        return losses.RankedContrastiveLoss(taxonomy=taxonomy, tau_min=tau), multi_hot
     raise ValueError(f"no stage-1 loss wired for method {method!r}")
 
 
