@@ -180,7 +180,7 @@ class HierarchicalClustering:
 
 def hierarchical_kmeans(
     embeddings: Any,
-    n_clusters: Sequence[int] = (10, 3),
+    n_clusters: int | Sequence[int],
     seed: int = 0,
     normalize: bool = True,
     minibatch: bool | None = None,
