@@ -17,6 +17,7 @@ every process trains, the main process alone writes the final folder.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -34,6 +35,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from hiercon.errors import ConfigError
 from hiercon.recipe.arguments import OutputArguments, RecipeArguments, Stage1Arguments, Stage2Arguments
 from hiercon.recipe.card import write_recipe_card
+from hiercon.recipe.config import unknown_key_error
 from hiercon.recipe.data import RecipeData, load_recipe_data
 from hiercon.recipe.evaluation import (
     comparison_table,
@@ -121,6 +123,12 @@ def training_arguments(
     }
     if isinstance(stage, Stage2Arguments):
         values["per_device_eval_batch_size"] = stage.per_device_eval_batch_size
+    valid = [item.name for item in dataclasses.fields(TrainingArguments) if item.init]
+    for key in stage.training_args:
+        if key not in valid:
+            raise unknown_key_error(
+                key, valid, f"{type(stage).__name__} training_args (transformers.TrainingArguments)"
+            )
     values.update(stage.training_args)
     try:
         return TrainingArguments(**values)
