@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import gzip
+import json
 
 import numpy as np
 import pytest
@@ -298,3 +300,22 @@ def test_bad_labels_are_refused_before_training(bert_dir, taxonomy, tokenizer, t
         )
     with pytest.raises(ConfigError, match="parent-child edges"):
         ClassifierTrainer(leaves_classifier, args, consistency_weight=1.0)
+
+
+def test_goemotions_label_names_encode_with_their_ancestors(shipped_data, bert_dir, tokenizer, tmp_path):
+    folder = shipped_data / "goemotions"
+    taxonomy = LabelTaxonomy.from_file(folder / "taxonomy_edges.tsv")
+    with gzip.open(folder / "dev_hier.jsonl.gz", "rt", encoding="utf-8") as handle:
+        rows = [json.loads(next(handle)) for _ in range(24)]
+    names = [[f"emotion:{emotion}" for emotion in row["emotions"]] for row in rows]
+    data = Dataset.from_dict({**tokenizer([row["text"] for row in rows], truncation=True), "labels": names})
+    trainer = ClassifierTrainer(_classifier(bert_dir, taxonomy), _args(tmp_path), train_dataset=data)
+    encoded = torch.tensor(trainer.train_dataset["labels"])
+    assert encoded.shape == (24, taxonomy.num_labels)
+    for row, multi_hot in zip(rows, encoded):
+        expected = (
+            {f"emotion:{name}" for name in row["emotions"]}
+            | {f"ekman:{name}" for name in row["ekman"]}
+            | {f"sentiment:{name}" for name in row["sentiment"]}
+        )
+        assert set(taxonomy.decode(multi_hot)) == expected
