@@ -147,6 +147,15 @@ def test_lora_encoder_is_merged_or_kept(bert_dir, taxonomy, text_batch, merge):
     assert isinstance(encoder, PeftModel) and any("lora_A" in n for n, _ in encoder.named_parameters())
 
 
+def test_adapter_folder_is_loaded_and_merged(bert_dir, taxonomy, text_batch, tmp_path):
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["query", "value"], init_lora_weights=False)
+    encoder = get_peft_model(AutoModel.from_pretrained(bert_dir), lora)
+    encoder.save_pretrained(tmp_path)
+    classifier = build_classifier(str(tmp_path), taxonomy)
+    assert read_hiercon_config(classifier.config)["stage1"]["peft"]["adapter"] == "merged"
+    torch.testing.assert_close(_hidden(classifier.base_model, text_batch), _hidden(encoder, text_batch))
+
+
 def test_bad_arguments_are_refused(bert_dir, taxonomy):
     encoder = AutoModel.from_pretrained(bert_dir)
     with pytest.raises(ConfigError, match="not both"):
@@ -169,3 +178,20 @@ def test_bad_arguments_are_refused(bert_dir, taxonomy):
             thresholds=[0.5, 0.5],
             stage1={},
         )
+
+
+def test_encoder_without_pooler_warns_that_the_pooler_is_new(bert_dir, taxonomy):
+    encoder = AutoModel.from_pretrained(bert_dir, add_pooling_layer=False)
+    assert encoder.pooler is None
+    with pytest.warns(UserWarning, match="pooler .* starts at random"):
+        classifier = build_classifier(encoder, taxonomy)
+    assert classifier.bert.pooler is not None
+
+
+def test_stage1_adapter_merged_before_hand_off_is_recorded(bert_dir, taxonomy):
+    lora = LoraConfig(r=2, target_modules=["query"])
+    stage1 = ContrastiveModel.from_encoder(str(bert_dir), pooling="cls", peft_config=lora)
+    stage1.merge_adapter()
+    classifier = build_classifier(stage1, taxonomy)
+    record = read_hiercon_config(classifier.config)["stage1"]["peft"]
+    assert record["adapter"] == "merged" and record["r"] == 2

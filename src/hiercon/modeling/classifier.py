@@ -130,9 +130,10 @@ def _load_stage1(source: str | Path) -> nn.Module:
     if (folder / CONTRASTIVE_CONFIG_NAME).is_file():
         return ContrastiveModel.from_pretrained(folder)
     if (folder / "adapter_config.json").is_file():
-        from peft import AutoPeftModel
+        from peft import PeftConfig, PeftModel
 
-        return AutoPeftModel.from_pretrained(folder)
+        base = PeftConfig.from_pretrained(folder).base_model_name_or_path
+        return PeftModel.from_pretrained(AutoModel.from_pretrained(base), folder)
     try:
         return AutoModel.from_pretrained(source)
     except (OSError, ValueError) as error:
@@ -202,9 +203,7 @@ def resolve_labels(
     if label_space == "nodes":
         return list(taxonomy.labels), "nodes"
     if label_space == "leaves":
-        return [
-            leaf if isinstance(leaf, str) else taxonomy.label(int(leaf)) for leaf in taxonomy.leaves
-        ], "leaves"
+        return list(taxonomy.leaves), "leaves"
     raise ConfigError(f"label_space must be 'nodes' or 'leaves', got {label_space!r}")
 
 
@@ -230,8 +229,23 @@ def _weights_without_adapter(base: PreTrainedModel) -> dict[str, torch.Tensor]:
     }
 
 
-def _copy_encoder_weights(classifier: PreTrainedModel, encoder_state: dict[str, torch.Tensor]) -> list[str]:
-    """Load the encoder's weights into the classifier's base model; return base keys left unset."""
+def _new_classifier(encoder_config: PretrainedConfig, task: str, names: list[str]) -> PreTrainedModel:
+    """A freshly initialised multi-label classifier with the encoder's architecture and these labels."""
+    config = copy.deepcopy(encoder_config)
+    config.id2label = dict(enumerate(names))
+    config.label2id = {name: i for i, name in enumerate(names)}
+    config.problem_type = MULTI_LABEL
+    config.architectures = None
+    try:
+        return _AUTO_CLASSES[task].from_config(config)
+    except ValueError as error:
+        raise ConfigError(
+            f"no {task} classification head for model type {config.model_type!r}: {error}"
+        ) from None
+
+
+def _copy_encoder_weights(classifier: PreTrainedModel, encoder_state: dict[str, torch.Tensor]) -> None:
+    """Load the encoder's weights into the classifier's base model (exactly; a missing pooler is allowed)."""
     result = classifier.base_model.load_state_dict(encoder_state, strict=False)
     missing = [key for key in result.missing_keys if not key.startswith("pooler.")]
     unexpected = [key for key in result.unexpected_keys if not key.startswith("pooler.")]
@@ -240,13 +254,20 @@ def _copy_encoder_weights(classifier: PreTrainedModel, encoder_state: dict[str, 
             f"the encoder's weights do not fit {type(classifier).__name__}'s base model: "
             f"missing {missing[:5]}, unexpected {unexpected[:5]}"
         )
-    return list(result.missing_keys)
+    if result.missing_keys:
+        warnings.warn(
+            f"the encoder has no pooler, so the classifier's pooler ({result.missing_keys}) starts at random; "
+            "a linear probe would read untrained features",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _pooling_record(encoder: PreTrainedModel, stage1_pooling: str | None) -> dict[str, Any]:
+    """Stage-1 pooling vs the features the classification head reads; warn when they differ."""
     head_pooling = resolve_pooling("auto", encoder)
-    if stage1_pooling in (None, "auto"):
-        stage1_pooling = head_pooling if stage1_pooling == "auto" else None
+    if stage1_pooling == "auto":
+        stage1_pooling = head_pooling
     mismatch = stage1_pooling is not None and not (
         stage1_pooling == head_pooling or {stage1_pooling, head_pooling} <= _CLS_TOKEN_MODES
     )
@@ -264,13 +285,16 @@ def _pooling_record(encoder: PreTrainedModel, stage1_pooling: str | None) -> dic
 def _peft_record(
     encoder: nn.Module, merge_adapter: bool, known: Mapping[str, Any] | None = None
 ) -> dict[str, Any] | None:
-    """What stage 2 did with the encoder's peft adapter (``"adapter": "merged"`` or ``"kept"``) and its config."""
-    if not _is_peft(encoder):
-        return None
-    if known is None:
-        peft_config = encoder.peft_config[encoder.active_adapter]
-        known = json.loads(json.dumps(peft_config.to_dict(), default=str))
-    return {**dict(known), "adapter": "merged" if merge_adapter else "kept"}
+    """The stage-1 peft config with what stage 2 did to the adapter: ``"adapter": "merged"`` or ``"kept"``.
+
+    ``known`` is the record of a stage-1 model that may have merged its adapter already.
+    """
+    if _is_peft(encoder):
+        if known is None:
+            peft_config = encoder.peft_config[encoder.active_adapter]
+            known = json.loads(json.dumps(peft_config.to_dict(), default=str))
+        return {**dict(known), "adapter": "merged" if merge_adapter else "kept"}
+    return {**dict(known), "adapter": "merged"} if known else None
 
 
 def _keep_adapter(classifier: PreTrainedModel, encoder: nn.Module) -> nn.Module:
@@ -337,49 +361,32 @@ def build_classifier(
         raise ConfigError(f"task must be one of {TASKS}, got {task!r}")
     names, space = resolve_labels(taxonomy, label_space, labels)
     encoder, known = unwrap_stage1(model)
+    provenance = {**known, **dict(stage1 or {})}
     base = _base_encoder(encoder)
     task = detect_task(encoder) if task == "auto" else task
-
-    peft_record = _peft_record(encoder, merge_adapter, known.get("peft"))
-    if peft_record is not None and merge_adapter:
+    peft_record = _peft_record(encoder, merge_adapter, provenance.get("peft"))
+    if _is_peft(encoder) and merge_adapter:
         encoder_state = copy.deepcopy(encoder).merge_and_unload().state_dict()
     else:
         encoder_state = _weights_without_adapter(base)
-
-    config = copy.deepcopy(base.config)
-    config.id2label = dict(enumerate(names))
-    config.label2id = {name: i for i, name in enumerate(names)}
-    config.problem_type = MULTI_LABEL
-    config.architectures = None
-    try:
-        classifier = _AUTO_CLASSES[task].from_config(config)
-    except ValueError as error:
-        raise ConfigError(
-            f"no {task} classification head for model type {config.model_type!r}: {error}"
-        ) from None
-    unset = _copy_encoder_weights(classifier, encoder_state)
-    if unset:
-        warnings.warn(
-            f"the encoder has no weights for {unset}; the classifier initialised them at random",
-            UserWarning,
-            stacklevel=2,
-        )
-    classifier.to(device=next(base.parameters()).device, dtype=next(base.parameters()).dtype)
+    classifier = _new_classifier(base.config, task, names)
+    _copy_encoder_weights(classifier, encoder_state)
+    reference = next(base.parameters())
+    classifier.to(device=reference.device, dtype=reference.dtype)
 
     record = {
         "loss": None,
         "loss_config": {},
         "citation": "",
         "base_model": getattr(base.config, "_name_or_path", "") or "",
-        **{key: value for key, value in known.items() if key != "peft"},
-        **dict(stage1 or {}),
-        **_pooling_record(base, known.get("pooling")),
+        **provenance,
+        **_pooling_record(base, provenance.get("pooling")),
         "peft": peft_record,
     }
     write_hiercon_config(
         classifier.config, taxonomy=taxonomy, label_space=space, thresholds=[0.5] * len(names), stage1=record
     )
-    if peft_record is not None and not merge_adapter:
+    if _is_peft(encoder) and not merge_adapter:
         return _keep_adapter(classifier, encoder)
     return classifier
 
