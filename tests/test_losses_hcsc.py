@@ -169,12 +169,39 @@ def test_momentum_keys_carry_no_gradient(dataset: torch.Tensor) -> None:
     first, prototypes = _loss_with_queue(dataset)
     second, _ = _loss_with_queue(dataset)
     labels = prototypes.assignments[:BATCH]
-    with_keys = first(queries, labels, keys=keys)
+    with_keys = first(queries, labels, key_embeddings=keys)
     stacked = second(torch.stack([queries, keys], dim=1), labels)
     _close(with_keys["instance"], stacked["instance"])
     _close(with_keys["prototype"], stacked["prototype"])
     HCSCLoss.total(with_keys).backward()
     assert encoder.weight.grad is not None and momentum.encoder.weight.grad is None
+
+
+def test_finest_level_labels_and_callback_style_prototypes(dataset: torch.Tensor) -> None:
+    """Finest-level ids ``[B]`` imply the coarser ones; ``set_prototypes(centroids, assignments)``
+    derives the parent maps from the assignments and uses ``temperature`` as every concentration."""
+    fitted, prototypes = _loss_with_queue(dataset)
+    labels = prototypes.assignments[:BATCH]
+    embeddings = torch.randn(BATCH, 2, DIM)
+    fitted.eval()  # keep the queue, hence the sequence of draws, unchanged between the calls
+    full = fitted(embeddings, labels)
+    fitted._generators.clear()
+    finest = fitted(embeddings, labels[:, 0])
+    _close(finest["instance"], full["instance"])
+    _close(finest["prototype"], full["prototype"])
+
+    plain = HCSCLoss(queue_size=4, seed=0)
+    plain.set_prototypes(prototypes.centroids, prototypes.assignments)
+    for derived, fitted_parent in zip(plain._parents, prototypes.parents):
+        assert torch.equal(derived, fitted_parent)
+    assert all(bool((phi == plain.temperature).all()) for phi in plain._concentrations)
+    key_views = torch.randn(BATCH, 2, DIM)
+    plain.eval()
+    one = plain(embeddings, labels, key_embeddings=key_views)
+    plain._generators.clear()
+    two = plain(torch.stack([embeddings[:, 0], key_views[:, 1]], dim=1), labels)
+    _close(one["instance"], two["instance"])
+    _close(one["prototype"], two["prototype"])
 
 
 # ------------------------------------------------------------------------------------------- prototypes
@@ -254,6 +281,10 @@ def test_bad_inputs_are_refused(dataset: torch.Tensor) -> None:
     with pytest.raises(LossInputError, match="dim"):
         loss(torch.randn(4, 2, DIM + 1), prototypes.assignments[:4])
     with pytest.raises(LossInputError, match="parent maps"):
-        loss.set_prototypes([torch.randn(3, DIM), torch.randn(2, DIM)], [torch.ones(3), torch.ones(2)])
+        loss.set_prototypes([torch.randn(3, DIM), torch.randn(2, DIM)], parents=[])
     with pytest.raises(LossInputError, match="positive"):
-        loss.set_prototypes([torch.randn(3, DIM)], [torch.zeros(3)])
+        loss.set_prototypes([torch.randn(3, DIM)], concentrations=[torch.zeros(3)])
+    with pytest.raises(LossInputError, match="finest"):
+        loss(torch.randn(2, 2, DIM), torch.tensor([0, 6]))
+    with pytest.raises(LossInputError, match="key_embeddings"):
+        loss(torch.randn(2, DIM), prototypes.assignments[:2], key_embeddings=torch.randn(3, DIM))

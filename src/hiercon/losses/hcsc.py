@@ -32,11 +32,13 @@ HCSC_CITATION = """@inproceedings{guo2022hcsc,
 class HCSCLoss(ContrastiveLoss):
     r"""Hierarchical Contrastive Selective Coding of Guo et al. (CVPR 2022).
 
-    Queries :math:`q_i` (view 0) and keys :math:`k_i` (view 1, or ``keys=`` from a
-    :class:`~hiercon.losses.momentum.MomentumEncoder`) are L2-normalised; hierarchical
-    prototypes :math:`C^l` (finest level first) with concentrations :math:`\phi^l` and parent
-    maps :math:`\pi_l` come from :meth:`fit_prototypes` or :meth:`set_prototypes`; ``labels``
-    ``[B, L]`` are the items' prototype ids :math:`a_l(i)` from the last clustering.
+    Queries :math:`q_i` (view 0) and keys :math:`k_i` (view 1, or ``key_embeddings=`` from a
+    :class:`~hiercon.losses.momentum.MomentumEncoder`: ``[B, d]``, or ``[B, V, d]`` whose view 1
+    is used) are L2-normalised; hierarchical prototypes :math:`C^l` (finest level first) with
+    concentrations :math:`\phi^l` and parent maps :math:`\pi_l` come from :meth:`fit_prototypes`
+    or :meth:`set_prototypes`; ``labels`` are the items' prototype ids :math:`a_l(i)` from the
+    last clustering, ``[B, L]``, or ``[B]`` at the finest level (the coarser ones follow through
+    the parent maps).
 
     **Instance-wise selective coding** (ICSC), per level :math:`l`: a negative :math:`u_j` (the
     queue, plus the other items' keys with ``batch_negatives``) is kept with probability
@@ -113,13 +115,23 @@ class HCSCLoss(ContrastiveLoss):
     def set_prototypes(
         self,
         centroids: Sequence[torch.Tensor],
-        concentrations: Sequence[torch.Tensor],
-        parents: Sequence[torch.Tensor] = (),
+        assignments: torch.Tensor | None = None,
+        concentrations: Sequence[torch.Tensor] | None = None,
+        parents: Sequence[torch.Tensor] | None = None,
     ) -> None:
-        """Install prototypes ``[M_l, d]`` (normalised here), concentrations ``[M_l]`` and the parent
-        maps ``[M_l]`` of every level but the top, finest level first."""
+        """Install prototypes ``[M_l, d]`` (normalised here), finest level first.
+
+        ``assignments`` ``[n, L]`` (the dataset's prototype ids per level) give the parent maps
+        ``[M_l]`` unless ``parents`` are given; a prototype no item is assigned to takes its
+        nearest coarser prototype. ``concentrations`` ``[M_l]`` default to ``temperature`` for
+        every prototype (:meth:`fit_prototypes` estimates them from the data).
+        """
         centroids = [torch.nn.functional.normalize(torch.as_tensor(c).float(), dim=1) for c in centroids]
+        if concentrations is None:
+            concentrations = [torch.full((c.shape[0],), self.temperature) for c in centroids]
         concentrations = [torch.as_tensor(phi).float() for phi in concentrations]
+        if parents is None:
+            parents = _parent_maps(centroids, assignments)
         parents = [torch.as_tensor(p).long() for p in parents]
         _check_prototypes(centroids, concentrations, parents)
         self._prototypes, self._concentrations, self._parents = centroids, concentrations, parents
@@ -130,13 +142,18 @@ class HCSCLoss(ContrastiveLoss):
         """Hierarchical k-means on the dataset's embeddings (concentrations rescaled to mean
         ``temperature``); installs and returns the prototypes, whose ``assignments`` are the labels."""
         prototypes = fit_hierarchical_prototypes(embeddings, n_clusters, self.temperature, seed)
-        self.set_prototypes(prototypes.centroids, prototypes.concentrations, prototypes.parents)
+        self.set_prototypes(
+            prototypes.centroids, prototypes.assignments, prototypes.concentrations, prototypes.parents
+        )
         return prototypes
 
     def forward(
-        self, embeddings: torch.Tensor, labels: torch.Tensor | None = None, keys: torch.Tensor | None = None
+        self,
+        embeddings: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        key_embeddings: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        pairs = _query_key_pairs(embeddings, keys)
+        pairs = _query_key_pairs(embeddings, key_embeddings)
         labels = self._check_labels(labels, pairs.shape[-1])
         batch = build_pair_batch(pairs, labels, gather=self.gather_across_processes)
         queries, own_key = batch.anchors[0::2], batch.anchor_items[0::2]
@@ -242,6 +259,18 @@ class HCSCLoss(ContrastiveLoss):
             self._generators[device] = torch.Generator(device=device).manual_seed(self.seed)
         return torch.bernoulli(probabilities, generator=self._generators[device])
 
+    def _compose_levels(self, finest: torch.Tensor) -> torch.Tensor:
+        """``[B, L]`` prototype ids from the finest level's ``[B]`` through the parent maps."""
+        if finest.is_floating_point() or finest.dtype == torch.bool:
+            raise LossInputError(f"prototype assignments must be integers, got dtype {finest.dtype}")
+        count = self._prototypes[0].shape[0]
+        if bool(((finest < 0) | (finest >= count)).any()):
+            raise LossInputError(f"labels hold prototype ids outside 0..{count - 1} (the finest level)")
+        columns = [finest.long()]
+        for parent in self._parents:
+            columns.append(parent.to(finest.device)[columns[-1]])
+        return torch.stack(columns, dim=1)
+
     def _check_labels(self, labels: torch.Tensor | None, dim: int) -> torch.Tensor | None:
         if labels is None or not self._prototypes:
             return None
@@ -249,6 +278,8 @@ class HCSCLoss(ContrastiveLoss):
             raise LossInputError(
                 f"the prototypes have dim {self._prototypes[0].shape[1]} but the embeddings have dim {dim}"
             )
+        if isinstance(labels, torch.Tensor) and labels.dim() == 1:
+            labels = self._compose_levels(labels)
         if not isinstance(labels, torch.Tensor) or labels.dim() != 2 or labels.shape[1] != self.num_levels:
             shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
             raise LossInputError(
@@ -266,23 +297,39 @@ class HCSCLoss(ContrastiveLoss):
         return labels.long()
 
 
-def _query_key_pairs(embeddings: torch.Tensor, keys: torch.Tensor | None) -> torch.Tensor:
-    """``[B, 2, d]``: each item's query (view 0) and key (view 1, or ``keys``, without gradient)."""
+def _query_key_pairs(embeddings: torch.Tensor, key_embeddings: torch.Tensor | None) -> torch.Tensor:
+    """``[B, 2, d]``: each item's query (view 0) and key (view 1, or ``key_embeddings``, without gradient)."""
     if not isinstance(embeddings, torch.Tensor) or not embeddings.is_floating_point():
         raise LossInputError("embeddings must be a floating-point torch.Tensor")
-    if keys is None:
+    if key_embeddings is None:
         if embeddings.dim() != 3 or embeddings.shape[1] < 2:
             raise LossInputError(
-                f"embeddings must be [batch, 2, dim] (query and key views) unless keys= is given, "
-                f"got {tuple(embeddings.shape)}"
+                f"embeddings must be [batch, 2, dim] (query and key views) unless key_embeddings= is "
+                f"given, got {tuple(embeddings.shape)}"
             )
         return embeddings[:, :2]
     queries = embeddings[:, 0] if embeddings.dim() == 3 else embeddings
+    keys = key_embeddings
+    if keys.dim() == 3:
+        keys = keys[:, 1] if keys.shape[1] > 1 else keys[:, 0]
     if keys.shape != queries.shape:
         raise LossInputError(
-            f"keys must match the queries' shape {tuple(queries.shape)}, got {tuple(keys.shape)}"
+            f"key_embeddings must match the queries' shape {tuple(queries.shape)}, got {tuple(keys.shape)}"
         )
     return torch.stack([queries, keys.detach().to(queries.dtype)], dim=1)
+
+
+def _parent_maps(centroids: list[torch.Tensor], assignments: torch.Tensor | None) -> list[torch.Tensor]:
+    """Each prototype's parent one level up: from the items' assignments where the prototype has
+    items, else the most similar coarser prototype."""
+    parents = []
+    for level in range(len(centroids) - 1):
+        parent = (centroids[level] @ centroids[level + 1].T).argmax(dim=1)
+        if assignments is not None:
+            assignments = torch.as_tensor(assignments).long().cpu()
+            parent[assignments[:, level]] = assignments[:, level + 1]
+        parents.append(parent)
+    return parents
 
 
 def _reduce_levels(level_losses: list[torch.Tensor], reduction: LevelReduction) -> torch.Tensor:
