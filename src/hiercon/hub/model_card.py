@@ -8,6 +8,7 @@ the taxonomy, the evaluation and the losses' citations. Cards never hold credent
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -263,7 +264,7 @@ def _eval_results(info: ModelCardInfo, dataset_type: str, dataset_name: str) -> 
             metric_value=round(float(info.metrics[key]), 6),
         )
         for key, name in HEADLINE_METRICS.items()
-        if key in info.metrics
+        if key in info.metrics and math.isfinite(float(info.metrics[key]))
     ]
 
 
