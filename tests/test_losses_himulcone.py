@@ -142,6 +142,20 @@ def test_pair_constraint_never_lowers_the_loss() -> None:
         )
 
 
+def test_paths_without_instance_column_use_every_column() -> None:
+    generator = torch.Generator().manual_seed(8)
+    embeddings = torch.randn(7, 2, DIM, generator=generator, dtype=torch.float64)
+    paths = torch.randint(0, 2, (7, 3), generator=generator)
+    with_instances = torch.cat([paths, torch.arange(7)[:, None]], dim=1)
+    for options in OPTION_SETS:
+        _close(
+            HiMulConELoss(instance_column=False, **options)(embeddings, paths),
+            HiMulConELoss(**options)(embeddings, with_instances),
+        )
+    single = HiMulConELoss(instance_column=False, level_penalty=lambda level: 1.0)
+    _close(single(embeddings, paths[:, :1]), SupConLoss()(embeddings, paths[:, 0]))
+
+
 # ------------------------------------------------------------------------------------------- taxonomy labels
 
 

@@ -99,7 +99,9 @@ class HiMulConELoss(ContrastiveLoss):
     level-:math:`(l-1)` prefix. ``base_temperature`` multiplies by :math:`\tau / \tau_{base}`
     (the code fixes 0.07).
 
-    **Labels.** Without a taxonomy: integer paths ``[B, K]``, ``K >= 2``. With a taxonomy:
+    **Labels.** Without a taxonomy: integer paths ``[B, K]``; with ``instance_column=False`` the
+    paths hold label levels only (e.g. taxonomy paths) and every column is a level, as if an
+    instance column followed. With a taxonomy:
     multi-hot ``[B, num_labels]`` over all its nodes, or ``[B, num_leaves]`` over its leaves
     (told apart by the width; ancestors are switched on), or node ids ``[B]``. Level-:math:`l`
     positives then share any node of that depth (a shallow leaf also stands for itself at the
@@ -121,6 +123,7 @@ class HiMulConELoss(ContrastiveLoss):
         temperature: float = 0.1,
         base_temperature: float | None = None,
         return_parts: bool = False,
+        instance_column: bool = True,
         gather_across_processes: bool = True,
     ) -> None:
         super().__init__(temperature, gather_across_processes)
@@ -139,6 +142,7 @@ class HiMulConELoss(ContrastiveLoss):
         self.normalizer = normalizer
         self.base_temperature = base_temperature
         self.return_parts = return_parts
+        self.instance_column = instance_column
         self._levels = _TaxonomyLevels(taxonomy) if taxonomy is not None else None
 
     @property
@@ -160,7 +164,7 @@ class HiMulConELoss(ContrastiveLoss):
     def forward(
         self, embeddings: torch.Tensor, labels: torch.Tensor
     ) -> torch.Tensor | dict[str, torch.Tensor]:
-        structure = self._levels or _PathLevels(labels)
+        structure = self._levels or _PathLevels(labels, self.instance_column)
         encoded = structure.encode(labels)
         batch = build_pair_batch(embeddings, encoded, gather=self.gather_across_processes)
         logits = similarity_logits(batch.anchors, batch.keys, self.temperature)
@@ -248,9 +252,10 @@ class _Levels:
 
 
 class _PathLevels(_Levels):
-    """Integer label paths ``[B, K]``: level ``l`` shares the first ``K - l`` columns."""
+    """Integer label paths ``[B, K]``: level ``l`` shares the first ``K - l`` columns, where ``K``
+    counts an instance column (the last given column, or an implicit one after the path)."""
 
-    def __init__(self, labels: torch.Tensor) -> None:
+    def __init__(self, labels: torch.Tensor, instance_column: bool) -> None:
         if not isinstance(labels, torch.Tensor) or labels.dim() != 2:
             shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
             raise LossInputError(
@@ -259,12 +264,13 @@ class _PathLevels(_Levels):
             )
         if labels.is_floating_point() or labels.dtype == torch.bool or labels.is_complex():
             raise LossInputError(f"label paths must hold integer ids, got dtype {labels.dtype}")
-        if labels.shape[1] < 2:
+        self.num_columns = labels.shape[1] + (0 if instance_column else 1)
+        if self.num_columns < 2:
             raise LossInputError(
-                f"label paths need at least 2 columns (levels use all but the last), got {labels.shape[1]}"
+                f"label paths need at least 2 columns when the last is an instance column (levels use all "
+                f"but the last), got {labels.shape[1]}"
             )
-        self.num_columns = labels.shape[1]
-        self.num_levels = labels.shape[1] - 1
+        self.num_levels = self.num_columns - 1
 
     def encode(self, labels: torch.Tensor) -> torch.Tensor:
         return labels.long()
