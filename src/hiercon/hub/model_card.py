@@ -21,7 +21,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from hiercon.errors import ConfigError
 from hiercon.metrics.hierarchical import level_names
 from hiercon.metrics.inputs import as_multi_hot
-from hiercon.metrics.report import per_label_markdown
+from hiercon.metrics.report import markdown_table, per_label_markdown
 
 TEMPLATES = Path(__file__).resolve().parents[3] / "model_cards"
 TEMPLATE_PATH = TEMPLATES / "hiercon_classifier.md"
@@ -127,23 +127,6 @@ def info_from_config(config: Any, **fields: Any) -> ModelCardInfo:
             "info_from_config needs model_id= (the Hub repository id or folder the card describes)"
         )
     return ModelCardInfo(**derived)
-
-
-def _format(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
-    if isinstance(value, (dict, list, tuple)):
-        return "`" + json.dumps(value, sort_keys=True, default=str) + "`"
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A Markdown table (empty string without rows)."""
-    if not rows:
-        return ""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
-    lines += ["| " + " | ".join(_format(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
 
 
 def _settings_table(settings: Mapping[str, Any]) -> str:

@@ -27,22 +27,31 @@ def _columns(per_label: Sequence[Mapping[str, object]]) -> list[str]:
     return present + list(dict.fromkeys(extra))
 
 
-def _cell(value: object) -> str:
+def format_cell(value: object) -> str:
+    """A Markdown table cell: floats to 4 decimals (scientific below 1e-3), JSON for containers,
+    blank for ``None``, pipes and newlines escaped."""
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value).replace("|", "\\|")
+        return f"{value:.4f}" if value == 0 or abs(value) >= 1e-3 else f"{value:.2e}"
+    if isinstance(value, (dict, list, tuple)):
+        return "`" + json.dumps(value, sort_keys=True, default=str) + "`"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A Markdown table (the empty string when there are no rows)."""
+    if not rows:
+        return ""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    lines += ["| " + " | ".join(format_cell(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
 
 
 def per_label_markdown(per_label: Sequence[Mapping[str, object]]) -> str:
-    """A Markdown table of per-label rows (floats to 4 decimals, a missing AP left blank)."""
-    if not per_label:
-        return ""
+    """A Markdown table of per-label rows (a missing AP left blank)."""
     columns = _columns(per_label)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(["---"] * len(columns)) + "|"]
-    lines += ["| " + " | ".join(_cell(row.get(column)) for column in columns) + " |" for row in per_label]
-    return "\n".join(lines) + "\n"
+    return markdown_table(columns, [[row.get(column) for column in columns] for row in per_label])
 
 
 def write_evaluation(
