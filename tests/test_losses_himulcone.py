@@ -127,6 +127,8 @@ def test_default_level_penalty_is_exp_inverse_level() -> None:
     listed = HiMulConELoss(mode="hmc", level_penalty=[1.0, 2.0, 3.0], return_parts=True)(embeddings, paths)
     _close(listed["level_3"], 3.0 * unweighted["level_3"])
     _close(HiMulConELoss.total(parts), HiMulConELoss(mode="hmc")(embeddings, paths))
+    assert HiMulConELoss().config()["level_penalty"] == "exp_inverse_level"
+    assert HiMulConELoss(level_penalty=[1, 2]).config()["level_penalty"] == [1.0, 2.0]
 
 
 def test_pair_constraint_never_lowers_the_loss() -> None:

@@ -149,6 +149,14 @@ class HiMulConELoss(ContrastiveLoss):
     def scale(self) -> float:
         return 1.0 if self.base_temperature is None else self.temperature / self.base_temperature
 
+    def config(self) -> dict[str, object]:
+        """Hyperparameters for model cards, with the level penalty by name (or its weights)."""
+        penalty = self.level_penalty
+        name = (
+            getattr(penalty, "__name__", repr(penalty)) if callable(penalty) else [float(w) for w in penalty]
+        )
+        return {**super().config(), "level_penalty": name}
+
     def level_weight(self, level: int) -> float:
         """:math:`\\lambda_l` for ``mode`` ``"hmc"``/``"hmce"`` (1 for ``"hce"``)."""
         if self.mode == "hce":
