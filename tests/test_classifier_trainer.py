@@ -224,6 +224,8 @@ def test_linear_probe_trains_the_head_only(bert_dir, taxonomy, toy_dataset, tmp_
     for name, value in classifier.bert.state_dict().items():
         torch.testing.assert_close(value, encoder_before[name])
     assert not torch.equal(classifier.classifier.weight, head_before)
+    scores, labels = trainer.predict_scores(toy_dataset.remove_columns("labels"))
+    assert labels is None and scores.shape == (len(TOY), 6) and ((scores > 0) & (scores < 1)).all()
 
 
 def test_asl_with_consistency_penalty_trains_and_logs_parts(bert_dir, taxonomy, toy_dataset, tmp_path):

@@ -96,16 +96,21 @@ class MultiHotEncoder:
         return row
 
 
-def prepare_labels(dataset: Any, encoder: MultiHotEncoder, split: str = "train") -> Any:
+def prepare_labels(
+    dataset: Any, encoder: MultiHotEncoder, split: str = "train", required: bool = True
+) -> Any:
     """A ``datasets.Dataset`` whose ``labels`` column holds float32 multi-hot rows (checked up front).
 
     Datasets of other kinds are returned as they are; their label width is checked at the first batch.
+    Without ``required``, a dataset with no label column is returned unchanged.
     """
     if dataset is None or not hasattr(dataset, "column_names") or not hasattr(dataset, "map"):
         return dataset
     if isinstance(dataset.column_names, dict):  # a DatasetDict
         raise ConfigError(f"{split}_dataset is a DatasetDict; pass one split, e.g. dataset['{split}']")
     column = next((name for name in LABEL_COLUMNS if name in dataset.column_names), None)
+    if column is None and not required:
+        return dataset
     if column is None:
         raise ConfigError(f"{split}_dataset needs a 'labels' column; it has {dataset.column_names}")
     from datasets import List, Value
@@ -242,7 +247,7 @@ class ClassifierTrainer(Trainer):
 
     def predict_scores(self, dataset: Any) -> tuple[np.ndarray, np.ndarray | None]:
         """``(sigmoid scores [n, labels], multi-hot labels or None)`` of a dataset."""
-        dataset = prepare_labels(dataset, self.label_encoder, "prediction")
+        dataset = prepare_labels(dataset, self.label_encoder, "prediction", required=False)
         output = self.predict(dataset)
         logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
         scores = torch.sigmoid(torch.as_tensor(logits, dtype=torch.float32)).numpy()
