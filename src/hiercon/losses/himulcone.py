@@ -3,6 +3,7 @@ r"""Hierarchical multi-label contrastive loss (HiMulCon, HiConE, HiMulConE) of Z
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -239,20 +240,23 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise LossInputError(f"{name} must be one of {choices}, got {value!r}")
 
 
-class _Levels:
+class _Levels(ABC):
     """How a label encoding defines the levels' positives and the de-duplication groups."""
 
     num_levels: int
     num_columns: int
 
+    @abstractmethod
     def encode(self, labels: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The per-item label tensor that is gathered across processes."""
 
+    @abstractmethod
     def positives(self, anchor_labels: torch.Tensor, key_labels: torch.Tensor, level: int) -> torch.Tensor:
-        raise NotImplementedError
+        """``[A, N]`` bool: anchor and key share their level-``level`` group."""
 
+    @abstractmethod
     def prefix(self, labels: torch.Tensor, level: int) -> torch.Tensor:
-        raise NotImplementedError
+        """``[N, *]``: rows that are equal exactly when the items share their level-``level`` prefix."""
 
     def representatives(self, labels: torch.Tensor, items: torch.Tensor, level: int) -> torch.Tensor:
         """``[N]`` bool: the row belongs to the first item of its level-``level`` prefix group."""
