@@ -103,6 +103,10 @@ class RegLoss(PrototypeContrastiveLoss):
     The second term (``gradient_regularization``) stops pulling a positive once its softmax
     share exceeds its target; without it this is the ``mscwrg`` ablation. ``alpha`` shapes
     :math:`f(x) = x^\alpha`; a negative ``alpha`` keeps only keys whose labels the anchor holds.
+    The targets are built block-wise (:func:`reg_target_weights_with_prototypes`), so the cost
+    is :math:`O(B^2 C)` for the label products, not :math:`O((B + C)^2 C)`. Under data
+    parallelism every process holds the prototype anchors; each weighs them by
+    ``1 / world_size`` so that the mean over processes counts them once.
     """
 
     citation: ClassVar[str] = AUDIBERT_CITATION
