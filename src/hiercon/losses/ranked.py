@@ -148,20 +148,22 @@ class RankedContrastiveLoss(ContrastiveLoss):
     ) -> torch.Tensor:
         positive = (key_rank == rank) & not_self
         valid = not_self & ((key_rank >= rank) | (key_rank == 0))
-        similarity = (
-            rank_similarity[:, rank - 1] if rank_similarity.shape[1] >= rank else cosine.new_zeros(())
-        )
-        if rank == 1:
-            similarity = torch.ones_like(cosine[:, 0])
-        temperature = self.rank_temperature(similarity).to(cosine.dtype).reshape(-1, 1)
         losses, counted = anchor_losses(
-            cosine / temperature,
+            cosine / self._anchor_temperatures(rank_similarity, rank).to(cosine)[:, None],
             positive,
             valid,
             reduction=_REDUCTIONS[self.reduction],
             row_normalize=self.reduction == "per_positive",
         )
         return reduce_anchors(losses, counted, across_processes=batch.across_processes)
+
+    def _anchor_temperatures(self, rank_similarity: torch.Tensor, rank: int) -> torch.Tensor:
+        """``[A]``: each anchor's temperature at ``rank``; rank 1 (own class and views) has similarity 1,
+        and an anchor without that rank gets any value (it has no positive there)."""
+        if rank == 1 or rank_similarity.shape[1] < rank:
+            fill = 1.0 if rank == 1 else 0.0
+            return self.rank_temperature(rank_similarity.new_full((rank_similarity.shape[0],), fill))
+        return self.rank_temperature(rank_similarity[:, rank - 1])
 
     def _rank(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return rank_rows(rows, self.similarity_threshold, self.max_ranks, self.merge_equal_similarity)
