@@ -165,6 +165,7 @@ def test_thresholds_taxonomy_and_provenance_round_trip(text_model_dir, taxonomy)
     assert len(record["thresholds"]) == taxonomy.num_labels
     assert record["stage1"]["loss"] == "SupConLoss" and "Khosla" in record["stage1"]["citation"]
     assert record["stage1"]["pooling"] == "cls"
+    assert record["stage2"]["loss"] == "bce" and record["stage2"]["freeze_encoder"] is False
     assert sorted(path.suffix for path in text_model_dir.iterdir()) == [
         ".json",
         ".json",

@@ -104,6 +104,7 @@ def test_lora_stage2_saves_a_merged_plain_model(bert_dir, taxonomy, tokenizer, d
     np.testing.assert_allclose(unmerged, expected, atol=1e-3 if bf16 else 1e-5)
     saved = BertForSequenceClassification.from_pretrained(tmp_path / "model")
     assert not any("lora" in name for name in saved.state_dict())
+    assert read_hiercon_config(saved.config)["stage2"]["peft"]["r"] == 4
     thresholds = read_hiercon_config(saved.config)["thresholds"]
     assert thresholds == read_hiercon_config(inner.config)["thresholds"]
 

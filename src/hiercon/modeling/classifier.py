@@ -5,7 +5,10 @@ hiercon adds lives in one JSON-safe dict on its config, ``config.hiercon``::
 
     {"taxonomy": LabelTaxonomy.to_dict() or None, "label_space": "nodes" | "leaves",
      "thresholds": [float per label id], "stage1": {"loss", "loss_config", "citation", "pooling",
-     "head_pooling", "pooling_mismatch", "base_model", "peft"}}
+     "head_pooling", "pooling_mismatch", "base_model", "peft"},
+     "stage2": {"loss", "loss_config", "consistency_weight", "citation", "freeze_encoder", "peft"}}
+
+``stage2`` is written by :class:`~hiercon.training.ClassifierTrainer` and absent before stage 2.
 
 :func:`write_hiercon_config` and :func:`read_hiercon_config` are the only places that touch it.
 """
@@ -57,8 +60,12 @@ def write_hiercon_config(
     label_space: str,
     thresholds: Sequence[float],
     stage1: Mapping[str, Any],
+    stage2: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Validate and store the hiercon dict on ``config`` (it round-trips through ``save_pretrained``)."""
+    """Validate and store the hiercon dict on ``config`` (it round-trips through ``save_pretrained``).
+
+    ``stage2`` (optional) records how the classifier was trained (loss, penalty weight, probe or LoRA).
+    """
     if label_space not in LABEL_SPACES:
         raise ConfigError(f"label_space must be one of {LABEL_SPACES}, got {label_space!r}")
     num_labels = len(config.id2label)
@@ -74,6 +81,8 @@ def write_hiercon_config(
         "thresholds": thresholds,
         "stage1": copy.deepcopy(dict(stage1)),
     }
+    if stage2 is not None:
+        record["stage2"] = copy.deepcopy(dict(stage2))
     setattr(config, HIERCON_CONFIG_KEY, record)
     return record
 
@@ -87,6 +96,11 @@ def read_hiercon_config(config: PretrainedConfig) -> dict[str, Any]:
     if not isinstance(record, Mapping) or not {"label_space", "thresholds"} <= set(record):
         raise ConfigError(f"config.{HIERCON_CONFIG_KEY} is malformed: {record!r}")
     return copy.deepcopy(dict(record))
+
+
+def set_stage2(config: PretrainedConfig, stage2: Mapping[str, Any]) -> dict[str, Any]:
+    """Record how stage 2 trains the classifier in ``config.hiercon["stage2"]``."""
+    return write_hiercon_config(config, **{**read_hiercon_config(config), "stage2": stage2})
 
 
 def set_thresholds(config: PretrainedConfig, thresholds: Sequence[float]) -> list[float]:

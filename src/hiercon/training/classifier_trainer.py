@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from hiercon.modeling.classifier import (
     read_hiercon_config,
     read_labels,
     read_taxonomy,
+    set_stage2,
     set_thresholds,
 )
 from hiercon.training.losses_stage2 import MultiLabelLoss, build_objective, taxonomy_edge_index
@@ -185,35 +187,40 @@ class ClassifierTrainer(Trainer):
             raise ConfigError(
                 f"ClassifierTrainer trains multi-label classifiers; config.problem_type is {config.problem_type!r}"
             )
-        hiercon = read_hiercon_config(config)
-        labels = read_labels(config)
-        taxonomy = taxonomy if taxonomy is not None else read_taxonomy(config)
-        self.label_encoder = MultiHotEncoder(labels, taxonomy, hiercon["label_space"])
-        train_dataset = prepare_labels(train_dataset, self.label_encoder, "train")
-        if isinstance(eval_dataset, dict):
-            eval_dataset = {
-                name: prepare_labels(split, self.label_encoder, name) for name, split in eval_dataset.items()
-            }
-        else:
-            eval_dataset = prepare_labels(eval_dataset, self.label_encoder, "eval")
-
-        edge_index = taxonomy_edge_index(taxonomy, labels) if taxonomy is not None else None
-        self.objective = build_objective(loss, loss_options, consistency_weight, edge_index)
         if freeze_encoder and peft_config is not None:
             raise ConfigError(
                 "freeze_encoder=True and peft_config are exclusive: LoRA already freezes the encoder"
             )
+        labels = read_labels(config)
+        taxonomy = taxonomy if taxonomy is not None else read_taxonomy(config)
+        self.taxonomy = taxonomy
+        self.label_encoder = MultiHotEncoder(labels, taxonomy, read_hiercon_config(config)["label_space"])
+        train_dataset = prepare_labels(train_dataset, self.label_encoder, "train")
+        eval_dataset = self._prepare_eval(eval_dataset)
+        edge_index = taxonomy_edge_index(taxonomy, labels) if taxonomy is not None else None
+        self.objective = build_objective(loss, loss_options, consistency_weight, edge_index)
+        set_stage2(config, self._stage2_record(freeze_encoder, peft_config))
         if peft_config is not None:
             model = apply_lora(model, peft_config)
         if freeze_encoder:
             freeze_base_model(model)
-        self.taxonomy = taxonomy
         super().__init__(
             model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, **trainer_kwargs
         )
         # The loss is computed here, never inside the model: no num_items_in_batch plumbing.
         self.model_accepts_loss_kwargs = False
-        self._loss_parts: dict[str, list[float]] = {}
+        self._loss_parts: dict[str, list[torch.Tensor]] = {}
+
+    def _prepare_eval(self, eval_dataset: Any) -> Any:
+        if isinstance(eval_dataset, dict):
+            return {
+                name: prepare_labels(split, self.label_encoder, name) for name, split in eval_dataset.items()
+            }
+        return prepare_labels(eval_dataset, self.label_encoder, "eval")
+
+    def _stage2_record(self, freeze_encoder: bool, peft_config: PeftConfig | None) -> dict[str, Any]:
+        peft = json.loads(json.dumps(peft_config.to_dict(), default=str)) if peft_config is not None else None
+        return {**self.objective.describe(), "freeze_encoder": freeze_encoder, "peft": peft}
 
     # ---- loss ----
 
@@ -233,13 +240,13 @@ class ClassifierTrainer(Trainer):
         loss = torch.stack(list(parts.values())).sum()
         if model.training:
             for name, value in parts.items():
-                self._loss_parts.setdefault(name, []).append(float(value.detach()))
+                self._loss_parts.setdefault(name, []).append(value.detach())
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self._loss_parts:
             for name, values in self._loss_parts.items():
-                logs[f"loss_{name}"] = round(sum(values) / len(values), 6)
+                logs[f"loss_{name}"] = round(float(torch.stack(values).mean()), 6)
             self._loss_parts = {}
         super().log(logs, start_time)
 
