@@ -316,3 +316,72 @@ def test_himulcone_trains_through_the_trainer(tmp_path, text_setup, taxonomy):
     logged = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert len(logged) == 3 and all(math.isfinite(entry["loss"]) for entry in logged)
     assert any(key.startswith("loss_level") for key in logged[0])
+
+
+def test_cluster_callback_recomputes_cluster_labels_for_a_clusters_loss(tmp_path, text_setup, taxonomy):
+    from hiercon.losses import ClInfoNCELoss
+    from hiercon.training import ClusterCallback
+
+    path, tokenizer = text_setup
+    seen = []
+
+    class Spy(ClInfoNCELoss):
+        def forward(self, embeddings, labels=None):
+            seen.append(labels.clone())
+            return super().forward(embeddings, labels)
+
+    callback = ClusterCallback(every_n_epochs=1, n_clusters=(4, 2), batch_size=8)
+    reclusters = []
+    original = callback.recluster
+
+    def counting_recluster():
+        reclusters.append(1)
+        original()
+
+    callback.recluster = counting_recluster
+    trainer = ContrastiveTrainer(
+        model=ContrastiveModel.from_encoder(path, projection_dim=8),
+        args=args(tmp_path, num_train_epochs=2),
+        train_dataset=toy_dataset(tokenizer, taxonomy, count=16).remove_columns("labels"),
+        loss=Spy(),
+        processing_class=tokenizer,
+        callbacks=[callback],
+        batch_sampler="random",
+    )
+    trainer.train()
+    assert len(reclusters) == 2  # at the start of training and of epoch 2
+    hierarchy = trainer.cluster_hierarchy
+    assert hierarchy.shape == (16, 2) and hierarchy[:, 0].max() < 4 and hierarchy[:, 1].max() < 2
+    for fine in hierarchy[:, 0].unique():  # each fine cluster lies inside one coarse cluster
+        assert hierarchy[hierarchy[:, 0] == fine, 1].unique().numel() == 1
+    assert len(seen) == 4 and all(labels.shape == (8,) and labels.dtype == torch.long for labels in seen)
+    plan = trainer.batch_sampler.epoch_plan(1)
+    assert torch.equal(seen[-1], trainer.cluster_assignments[torch.tensor(plan[-1])])
+
+
+def test_momentum_encoder_keys_reach_a_loss_that_takes_them(tmp_path, text_setup, taxonomy):
+    path, tokenizer = text_setup
+    seen = []
+
+    class KeysLoss(ContrastiveLoss):
+        label_kind = "multi_hot"
+
+        def forward(self, embeddings, labels, key_embeddings=None):
+            seen.append(key_embeddings)
+            return SupConLoss()(embeddings, labels)
+
+    model = ContrastiveModel.from_encoder(path, projection_dim=8)
+    trainer = ContrastiveTrainer(
+        model=model,
+        args=args(tmp_path, max_steps=2, learning_rate=1e-2),
+        train_dataset=toy_dataset(tokenizer, taxonomy, count=16),
+        loss=KeysLoss(),
+        processing_class=tokenizer,
+        momentum=0.5,
+    )
+    key_head = trainer.momentum_encoder.encoder.head.layers[0].weight
+    start = key_head.detach().clone()
+    trainer.train()
+    assert seen[0].shape == (8, 2, 8) and not seen[0].requires_grad
+    online = model.head.layers[0].weight.detach()
+    assert not torch.equal(key_head, start) and not torch.allclose(key_head, online)

@@ -139,15 +139,18 @@ class ContrastiveTrainer(Trainer):
         if self.train_dataset is None:
             raise ConfigError("batch_sampler needs a train_dataset")
         label_levels = self.taxonomy.levels.tolist() if self.taxonomy is not None else None
-        return MultiLabelBatchSampler.from_dataset(
-            self.train_dataset,
-            column=self.labels.column_in(self.train_dataset),
+        settings = dict(
             batch_size=self.args.per_device_train_batch_size,
             samples_per_label=samples_per_label,
             label_levels=label_levels,
             strategy=batch_sampler,
             seed=self.args.seed,
         )
+        if batch_sampler == "random" and not self.labels.has_label_column(self.train_dataset):
+            # Shuffled batches need no labels (e.g. cluster or self-supervised losses).
+            return MultiLabelBatchSampler(np.full(len(self.train_dataset), -1), **settings)
+        column = self.labels.column_in(self.train_dataset)
+        return MultiLabelBatchSampler.from_dataset(self.train_dataset, column=column, **settings)
 
     def _set_signature_columns_if_needed(self) -> None:
         if self._signature_columns is None:

@@ -93,6 +93,10 @@ class LabelFeeder:
     def default_label_names(self) -> list[str]:
         return [self.column]
 
+    def has_label_column(self, dataset: Any) -> bool:
+        columns = list(getattr(dataset, "column_names", []) or [])
+        return self.column in columns or "label" in columns
+
     def column_in(self, dataset: Any) -> str:
         """The label column of ``dataset`` (``label`` is accepted for ``labels``)."""
         columns = list(getattr(dataset, "column_names", []) or [])
