@@ -49,8 +49,8 @@ class HCSCLoss(ContrastiveLoss):
         {e^{q_i \cdot k_i/\tau} + \sum_{j \text{ kept}} e^{q_i \cdot u_j/\tau}}
 
     **Prototypical selective coding** (PCSC), per level: the positive is :math:`c^+ = C^l_{a_l(i)}`;
-    candidate negatives are the prototypes assigned to no item of the batch (of every process); below the top level
-    each is kept with probability
+    candidate negatives are the prototypes assigned to no item of the batch (of every process);
+    below the top level each is kept with probability
     :math:`\rho_{ic} = 1 - \mathrm{softmax}_{c' \in C^{l+1}}(c \cdot c' / \phi^{l+1}_{c'})[\pi_l(a_l(i))]`
     (clipped to ``[1e-4, 0.999]``), at the top level all are kept, and
 
