@@ -3,6 +3,8 @@ special cases and invariances."""
 
 from __future__ import annotations
 
+import gzip
+import json
 import math
 
 import pytest
@@ -325,3 +327,21 @@ def test_bad_taxonomy_labels_and_options_are_refused(taxonomy: LabelTaxonomy) ->
         HiMulConELoss(temperature=0.0)
     with pytest.raises(LossInputError, match="rows"):
         HiMulConELoss()(torch.randn(3, 2, DIM), torch.zeros(4, 3, dtype=torch.long))
+
+
+def test_goemotions_taxonomy_levels(shipped_data) -> None:
+    """On the shipped GoEmotions taxonomy (sentiment > Ekman > emotion) the loss has three levels;
+    multi-label texts give finite parts and gradients."""
+    folder = shipped_data / "goemotions"
+    taxonomy = LabelTaxonomy.from_file(folder / "taxonomy_edges.tsv")
+    with gzip.open(folder / "dev_hier.jsonl.gz", "rt", encoding="utf-8") as handle:
+        records = [json.loads(line) for _, line in zip(range(32), handle)]
+    labels = taxonomy.encode([[f"emotion:{name}" for name in record["emotions"]] for record in records])
+    embeddings = torch.randn(len(records), 2, DIM, requires_grad=True)
+    parts = HiMulConELoss(taxonomy, return_parts=True)(embeddings, labels)
+    assert list(parts) == ["level_1", "level_2", "level_3"]
+    HiMulConELoss.total(parts).backward()
+    assert all(torch.isfinite(part) for part in parts.values())
+    assert torch.isfinite(embeddings.grad).all()
+    leaf_labels = labels[:, taxonomy.leaf_ids]
+    _close(HiMulConELoss(taxonomy)(embeddings, leaf_labels), HiMulConELoss.total(parts))
