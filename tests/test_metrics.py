@@ -66,6 +66,15 @@ def test_knn_vote_is_similarity_weighted() -> None:
     assert scores["micro_f1"] == pytest.approx(2 / 3)  # TP 1, FN 1
 
 
+def test_knn_vote_keeps_the_top_label_when_no_label_has_a_majority() -> None:
+    # Query at 0 degrees; reference at 10 ({A}), 20 ({B}), 30 ({C}) degrees; k=3 -> about 1/3 weight each.
+    reference, reference_labels = on_circle(10, 20, 30), np.eye(3, dtype=int)
+    query, truth = on_circle(0), np.array([[1, 0, 0]])
+    kwargs = {"k": 3, "reference_embeddings": reference, "reference_labels": reference_labels}
+    assert knn_multilabel_f1(query, truth, **kwargs)["micro_f1"] == pytest.approx(1.0)  # nearest: A
+    assert knn_multilabel_f1(query, truth, at_least_one=False, **kwargs)["micro_f1"] == 0.0
+
+
 def test_knn_level_accuracy_by_hand() -> None:
     # k=1 neighbours: q0<-1, q1<-0, q2<-1, q3<-2.
     fine = np.array([0, 0, 1, 2])  # predicted [0, 0, 0, 1] -> 2 of 4

@@ -111,13 +111,20 @@ def vote_weights(similarities: np.ndarray) -> np.ndarray:
     return weights / weights.sum(axis=1, keepdims=True)
 
 
-def multi_label_vote(neighbours: Neighbours, reference_labels: np.ndarray) -> np.ndarray:
-    """Multi-hot predictions: a label is predicted when it holds more than half of the neighbours' weight."""
+def multi_label_vote(
+    neighbours: Neighbours, reference_labels: np.ndarray, at_least_one: bool = True
+) -> np.ndarray:
+    """Multi-hot predictions: a label is predicted when it holds more than half of the neighbours'
+    weight; with ``at_least_one``, the label with the most weight is predicted in any case."""
     weights = vote_weights(neighbours.similarities)
     scores = np.zeros((weights.shape[0], reference_labels.shape[1]))
     for rank in range(weights.shape[1]):  # one neighbour rank at a time: memory stays [n, L]
         scores += weights[:, rank, None] * reference_labels[neighbours.indices[:, rank]]
-    return (scores > 0.5).astype(np.int64)
+    predicted = scores > 0.5
+    if at_least_one:
+        rows = np.flatnonzero(scores.max(axis=1) > 0)
+        predicted[rows, scores[rows].argmax(axis=1)] = True
+    return predicted.astype(np.int64)
 
 
 def class_vote(neighbours: Neighbours, reference_ids: np.ndarray) -> np.ndarray:
@@ -151,12 +158,14 @@ def knn_multilabel_f1(
     k: int = 10,
     reference_embeddings: ArrayLike | None = None,
     reference_labels: ArrayLike | None = None,
+    at_least_one: bool = True,
 ) -> dict[str, float]:
     """Micro and macro F1 of a similarity-weighted cosine kNN vote.
 
     ``labels`` (and ``reference_labels``) are multi-hot ``[n, L]`` or 1-D class ids. Each query
-    takes the labels carrying more than half of its ``k`` neighbours' vote weight. Without a
-    reference set, every embedding is classified by the others (leave-one-out).
+    takes the labels carrying more than half of its ``k`` neighbours' vote weight and, with
+    ``at_least_one`` (for data where every example has a label), its top-voted label in any case.
+    Without a reference set, every embedding is classified by the others (leave-one-out).
     Returns ``{"micro_f1", "macro_f1"}`` (macro over labels present in truth or prediction).
     """
     y_true = as_label_matrix(labels, "labels")
@@ -172,7 +181,7 @@ def knn_multilabel_f1(
         )
     neighbours = nearest_neighbours(embeddings_array, k, reference_embeddings)
     y_true = _pad_columns(y_true, reference.shape[1])
-    return f1_summary(y_true, multi_label_vote(neighbours, reference))
+    return f1_summary(y_true, multi_label_vote(neighbours, reference, at_least_one))
 
 
 def map_at_r(embeddings: ArrayLike, labels: ArrayLike) -> float:
@@ -252,7 +261,8 @@ def knn_level_accuracy(
     ``labels_per_level`` is a list (or ``{name: labels}`` dict) with one entry per level, or one
     ``[n, num_levels]`` array of class ids (a column per level). A level given as 1-D class ids
     scores the weighted majority vote by accuracy (``"<level>_accuracy"``); a level given as a
-    multi-hot matrix scores the multi-label vote by ``"<level>_micro_f1"`` and ``"<level>_macro_f1"``.
+    multi-hot matrix scores the multi-label vote of :func:`knn_multilabel_f1` (top-voted label
+    always predicted) by ``"<level>_micro_f1"`` and ``"<level>_macro_f1"``.
     """
     if (reference_embeddings is None) != (reference_labels_per_level is None):
         raise HierconError("reference_embeddings and reference_labels_per_level must be given together")
