@@ -199,7 +199,7 @@ class ClassifierTrainer(Trainer):
         eval_dataset = self._prepare_eval(eval_dataset)
         edge_index = taxonomy_edge_index(taxonomy, labels) if taxonomy is not None else None
         self.objective = build_objective(loss, loss_options, consistency_weight, edge_index)
-        set_stage2(config, self._stage2_record(freeze_encoder, peft_config))
+        self.stage2_record = self._stage2_record(freeze_encoder, peft_config)
         if peft_config is not None:
             model = apply_lora(model, peft_config)
         if freeze_encoder:
@@ -221,6 +221,11 @@ class ClassifierTrainer(Trainer):
     def _stage2_record(self, freeze_encoder: bool, peft_config: PeftConfig | None) -> dict[str, Any]:
         peft = json.loads(json.dumps(peft_config.to_dict(), default=str)) if peft_config is not None else None
         return {**self.objective.describe(), "freeze_encoder": freeze_encoder, "peft": peft}
+
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        """Train, recording the stage-2 setup in ``config.hiercon["stage2"]`` first."""
+        set_stage2(classifier_config(self.model), self.stage2_record)
+        return super().train(*args, **kwargs)
 
     # ---- loss ----
 
