@@ -232,3 +232,24 @@ def test_predictor_refuses_single_label_models(tmp_path, taxonomy):
     set_thresholds(classifier.config, [0.5] * taxonomy.num_labels)
     with pytest.raises(ConfigError, match="trust_remote_code"):
         MultiLabelPredictor.from_pretrained(tmp_path / "model", trust_remote_code=True)
+
+
+def test_grayscale_image_model_gets_grayscale_inputs(tmp_path):
+    encoder_dir = save_tiny_vit(tmp_path / "encoder", num_channels=1)
+    classifier = build_classifier(str(encoder_dir), labels=["top", "trouser"])
+    processor = AutoImageProcessor.from_pretrained(encoder_dir)
+    classifier.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    generator = torch.Generator().manual_seed(3)
+    images = [
+        Image.fromarray((torch.rand(28, 28, generator=generator) * 255).to(torch.uint8).numpy(), mode="L")
+        for _ in range(2)
+    ]
+    images[1].save(tmp_path / "second.png")
+    predictor = MultiLabelPredictor.from_pretrained(tmp_path / "model")
+    classifier.eval()
+    with torch.no_grad():
+        expected = torch.sigmoid(classifier(**processor(images, return_tensors="pt")).logits).numpy()
+    np.testing.assert_allclose(
+        predictor.predict_proba([images[0], str(tmp_path / "second.png")]), expected, rtol=1e-5, atol=1e-6
+    )

@@ -104,12 +104,30 @@ class MultiLabelPredictor:
         options = {"top_k": len(self.labels), "function_to_apply": "sigmoid"}
         if batch_size is not None:
             options["batch_size"] = batch_size
-        outputs = self.pipeline(batch, **options)
+        outputs = self.pipeline(self._for_pipeline(batch), **options)
         scores = np.zeros((len(batch), len(self.labels)))
         for row, ranked in enumerate(outputs):
             for entry in ranked:
                 scores[row, self.label_to_id[entry["label"]]] = entry["score"]
         return scores
+
+    def _for_pipeline(self, batch: list[Any]) -> list[Any]:
+        """Inputs as the pipeline should get them.
+
+        The image pipeline converts every image it loads to RGB; a one-channel (grayscale) model gets its
+        images loaded here instead, as ``[H, W, 1]`` arrays, which the pipeline passes on unconverted.
+        """
+        config = self.pipeline.model.config
+        if self.pipeline.task != "image-classification" or getattr(config, "num_channels", 3) != 1:
+            return batch
+        from transformers.image_utils import load_image
+
+        return [
+            item
+            if isinstance(item, (np.ndarray, torch.Tensor))
+            else np.asarray(load_image(item).convert("L"))[..., None]
+            for item in batch
+        ]
 
     def decide(self, scores: np.ndarray, consistent: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(scores used, bool picks)`` for score rows: consistency repair, thresholds, ancestor closure."""
