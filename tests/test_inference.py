@@ -253,3 +253,21 @@ def test_grayscale_image_model_gets_grayscale_inputs(tmp_path):
     np.testing.assert_allclose(
         predictor.predict_proba([images[0], str(tmp_path / "second.png")]), expected, rtol=1e-5, atol=1e-6
     )
+
+
+def test_from_pipeline_matches_from_pretrained(text_model_dir):
+    texts = ["happy love", "mad"]
+    wrapped = MultiLabelPredictor.from_pipeline(pipeline("text-classification", model=str(text_model_dir)))
+    loaded = MultiLabelPredictor.from_pretrained(text_model_dir)
+    np.testing.assert_allclose(wrapped.predict_proba(texts), loaded.predict_proba(texts))
+    assert wrapped(texts) == loaded(texts)
+    assert wrapped.predict_labels(texts) == [
+        [entry["label"] for entry in sorted(row, key=lambda e: loaded.labels.index(e["label"]))]
+        for row in loaded(texts)
+    ]
+
+
+def test_unknown_architecture_is_refused(tmp_path):
+    save_tiny_bert(tmp_path)
+    with pytest.raises(ConfigError, match="ForSequenceClassification"):
+        MultiLabelPredictor.from_pretrained(tmp_path)

@@ -67,7 +67,7 @@ class MultiLabelPredictor:
         model_dir: str | Path,
         device: int | str | torch.device | None = None,
         consistent: bool = True,
-        **kwargs,
+        **kwargs: Any,
     ) -> MultiLabelPredictor:
         """Load a saved classifier folder (or Hub id) with ``transformers.pipeline`` (no remote code)."""
         if kwargs.get("trust_remote_code"):
