@@ -184,6 +184,8 @@ def test_threshold_separating_the_classes_is_found():
         tune_thresholds(y_true, scores[:3])
     with pytest.raises(HierconError, match="multi-hot"):
         tune_thresholds(y_true * 2, scores)
+    with pytest.raises(HierconError, match="sigmoid"):
+        tune_thresholds(y_true, scores * 10 - 5)
 
 
 # ---- the trainer ----

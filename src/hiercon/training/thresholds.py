@@ -74,6 +74,8 @@ def tune_thresholds(
         raise HierconError(f"y_true has shape {y_true.shape} but scores have shape {scores.shape}")
     if not np.isin(y_true, (0.0, 1.0)).all():
         raise HierconError("y_true must be multi-hot (only 0 and 1)")
+    if scores.size and (scores.min() < 0 or scores.max() > 1):
+        raise HierconError("scores must be probabilities in [0, 1] (apply a sigmoid to logits first)")
     grid = _check_grid(grid)
     if not 0 <= fallback <= 1:
         raise HierconError(f"fallback threshold must lie in [0, 1], got {fallback}")
