@@ -113,7 +113,8 @@ class ContrastiveTrainer(Trainer):
         self.batch_sampler = self._make_batch_sampler(batch_sampler, samples_per_label)
         self.loss.to(self.args.device)
         model.loss_info = _loss_info(loss)
-        self.cluster_assignments: torch.Tensor | None = None
+        self.cluster_assignments: torch.Tensor | None = None  # set by ClusterCallback: [N] label level
+        self.cluster_hierarchy: torch.Tensor | None = None  # set by ClusterCallback: [N, levels]
         self._loss_part_sums: dict[str, torch.Tensor] = {}
         self._loss_part_counts = 0
         self.momentum_encoder = None
