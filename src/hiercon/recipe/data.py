@@ -142,14 +142,18 @@ def pick_splits(raw: DatasetDict, args: DataArguments, seed: int) -> tuple[Datas
         validation = raw[args.validation_split]
     else:
         logger.warning(
-            "no split %r: holding out %.0f%% of train", args.validation_split, 100 * args.validation_fraction
+            "no validation split %r: holding out %.0f%% of train",
+            args.validation_split,
+            100 * args.validation_fraction,
         )
         parts = train.train_test_split(test_size=args.validation_fraction, seed=seed)
         train, validation = parts["train"], parts["test"]
     if args.test_split and args.test_split in raw:
         test = raw[args.test_split]
     else:
-        logger.warning("no split %r: the test metrics are measured on the validation split", args.test_split)
+        logger.warning(
+            "no test split %r: the test metrics are measured on the validation split", args.test_split
+        )
         test = validation
     return (
         subsample(train, args.max_train_samples, seed),

@@ -132,7 +132,9 @@ def evaluate_model_folder(
         data.text_column, data.image_column = data.text_column or "text", None
     dataset = load_labelled_split(data, split, taxonomy, limit)
     length = max_length or min(int(getattr(processor, "model_max_length", 512) or 512), 512)
-    inputs = model_inputs(dataset, processor, data, ModelArguments(max_length=length), classifier, split)
+    inputs = model_inputs(
+        dataset, processor, data, ModelArguments(max_length=length), classifier.config, split
+    )
     columns = label_columns(taxonomy, record["label_space"])
     with tempfile.TemporaryDirectory() as scratch:
         trainer = ClassifierTrainer(

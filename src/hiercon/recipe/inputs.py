@@ -95,11 +95,16 @@ class ImageTransform:
 
 
 def model_inputs(
-    dataset: Dataset, processor: Any, data: DataArguments, model: ModelArguments, encoder: Any, split: str
+    dataset: Dataset,
+    processor: Any,
+    data: DataArguments,
+    model: ModelArguments,
+    encoder_config: Any,
+    split: str,
 ) -> Dataset:
     """``dataset`` as the encoder reads it: tokens or pixel values, plus the ``labels`` multi-hot."""
     if data.text_column:
         return tokenize(dataset, processor, data.text_column, model.max_length, split)
-    num_channels = int(getattr(encoder.config, "num_channels", 3))
+    num_channels = int(getattr(encoder_config, "num_channels", 3))
     assert data.image_column is not None
     return dataset.with_transform(ImageTransform(processor, data.image_column, num_channels))

@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
 STAGE_SUMMARY = "hiercon_stage.json"
 RUN_RECORD = "recipe.json"
 RECORDED_SECTIONS = ("model", "data", "stage1", "stage2")
+UNRECORDED_KEYS = ("logging_steps", "save_steps", "save_total_limit", "preprocessing_num_workers")
 RESULTS_FILE = "results.json"
 
 
