@@ -56,6 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--stage1-epochs", type=int, default=1)
     parser.add_argument("--stage2-epochs", type=int, default=2)
+    parser.add_argument("--stage2", choices=("finetune", "probe"), default="finetune",
+                        help="two-stage methods: fine-tune the classifier (BCE) or fit a linear probe")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--quick", action="store_true", help="tiny model and subsets (< 1 minute)")
@@ -71,7 +73,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def run_name(args: argparse.Namespace) -> str:
     name = f"goemotions_{args.method}_lr{args.lr:g}"
     if args.method in TWO_STAGE:
-        name += f"_t{args.temperature:g}"
+        name += f"_t{args.temperature:g}" + ("_probe" if args.stage2 == "probe" else "")
     return name + ("_quick" if args.quick else "")
 
 
@@ -116,6 +118,7 @@ def run_method(args: argparse.Namespace) -> dict[str, Any]:
         "method": args.method,
         "learning_rate": args.lr,
         "temperature": args.temperature if args.method in TWO_STAGE else None,
+        "stage2": args.stage2 if args.method in TWO_STAGE else None,
         "seed": args.seed,
         "quick": args.quick,
         "sizes": {"train": len(train), "dev": len(dev), "test": len(test)},
@@ -154,7 +157,7 @@ MAIN_COLUMNS = [
 def table_row(result: dict[str, Any]) -> dict[str, Any]:
     metrics = result["metrics"]
     return {
-        "method": result["method"],
+        "method": result["method"] + (" (probe)" if result.get("stage2") == "probe" else ""),
         "lr": f"{result['learning_rate']:g}",
         "tau": None if result["temperature"] is None else f"{result['temperature']:g}",
         "micro_f1": metrics["test"]["micro_f1"],
@@ -171,7 +174,8 @@ def table_row(result: dict[str, Any]) -> dict[str, Any]:
 
 def report(results_dir: Path, quick: bool = False) -> str:
     results = [r for r in read_results("goemotions_", results_dir) if r.get("quick", False) == quick]
-    rows = sorted((table_row(r) for r in results), key=lambda row: (METHODS.index(row["method"]), row["lr"]))
+    rows = sorted((table_row(r) for r in results),
+                  key=lambda row: (METHODS.index(row["method"].split()[0]), row["method"], row["lr"]))
     table = markdown_table(rows, MAIN_COLUMNS)
     (results_dir / ("goemotions_quick.md" if quick else "goemotions.md")).write_text(table + "\n")
     return table

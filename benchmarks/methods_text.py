@@ -219,10 +219,45 @@ def train_stage1(
     return epoch_losses
 
 
+@torch.no_grad()
+def head_inputs(classifier, tokenizer, texts: list[str], max_length: int, batch_size: int = 128) -> np.ndarray:
+    """What a BERT-family classifier's head reads: the base model's pooler output (eval mode)."""
+    classifier.eval()
+    features = []
+    for batch in range(0, len(texts), batch_size):
+        inputs = tokenize(tokenizer, texts[batch : batch + batch_size], max_length)
+        features.append(classifier.base_model(**inputs).pooler_output.float().numpy())
+    return np.concatenate(features)
+
+
+def fit_linear_probe(classifier, tokenizer, texts: list[str], targets: np.ndarray, max_length: int) -> None:
+    """Stage 2 as a linear probe: one logistic regression per label on the frozen head inputs
+    (SetFit's one-vs-rest head), written into the classifier's own linear head.
+
+    A label without a positive (or negative) training example gets a constant score.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    features = head_inputs(classifier, tokenizer, texts, max_length)
+    weight = np.zeros((targets.shape[1], features.shape[1]), dtype=np.float32)
+    bias = np.full(targets.shape[1], -10.0, dtype=np.float32)
+    for label in range(targets.shape[1]):
+        column = targets[:, label]
+        if 0 < column.sum() < len(column):
+            regression = LogisticRegression(max_iter=1000).fit(features, column)
+            weight[label], bias[label] = regression.coef_[0], regression.intercept_[0]
+        elif column.all():
+            bias[label] = 10.0
+    head = classifier.classifier
+    head.weight.data.copy_(torch.from_numpy(weight))
+    head.bias.data.copy_(torch.from_numpy(bias))
+
+
 def train_two_stage(
     args: argparse.Namespace, encoder: str, space: LabelSpace, train: Rows, dev: Rows, test: Rows, budget: PassBudget
 ) -> dict[str, Any]:
-    """Stage 1: ContrastiveModel + the method's loss; stage 2: build_classifier + BCE fine-tune."""
+    """Stage 1: ContrastiveModel + the method's loss; stage 2: build_classifier, then a BCE fine-tune
+    (``--stage2 finetune``) or a linear probe of the frozen encoder (``--stage2 probe``)."""
     from hiercon import ContrastiveModel, build_classifier
 
     tokenizer = AutoTokenizer.from_pretrained(encoder)
@@ -240,11 +275,18 @@ def train_two_stage(
     dev_true = space.leaf_targets(dev)
     curve = DevCurve(lambda: predict_sigmoid(classifier, tokenizer, _texts(dev), args.max_length), dev_true)
     curve.start -= stage1_seconds
-    stage2_losses = finetune_multilabel(
-        classifier, tokenizer, _texts(train), space.leaf_targets(train),
-        epochs=budget.stage2_epochs, learning_rate=args.lr, batch_size=args.batch_size,
-        max_length=args.max_length, seed=args.seed, on_epoch_end=curve,
-    )
+    if args.stage2 == "probe":
+        fit_linear_probe(classifier, tokenizer, _texts(train), space.leaf_targets(train), args.max_length)
+        stage2_losses = []
+        curve(1)
+        passes = budget.stage1_epochs * budget.views + 1
+    else:
+        stage2_losses = finetune_multilabel(
+            classifier, tokenizer, _texts(train), space.leaf_targets(train),
+            epochs=budget.stage2_epochs, learning_rate=args.lr, batch_size=args.batch_size,
+            max_length=args.max_length, seed=args.seed, on_epoch_end=curve,
+        )
+        passes = budget.total
     train_seconds = curve.train_seconds()
     begin = time.perf_counter()
     scores = _score_splits(classifier, tokenizer, dev, test, args.max_length)
@@ -257,5 +299,7 @@ def train_two_stage(
         "timings": {"stage1": round(stage1_seconds, 1), "train": round(train_seconds, 1),
                     "score": round(time.perf_counter() - begin, 1)},
         "dev_curve": curve.points,
-        "details": {"stage1_losses": stage1_losses, "stage2_losses": stage2_losses, "loss": stage1},
+        "encoder_passes_per_example": passes,
+        "details": {"stage1_losses": stage1_losses, "stage2_losses": stage2_losses, "loss": stage1,
+                    "stage2": args.stage2},
     }
