@@ -385,3 +385,26 @@ def test_momentum_encoder_keys_reach_a_loss_that_takes_them(tmp_path, text_setup
     assert seen[0].shape == (8, 2, 8) and not seen[0].requires_grad
     online = model.head.layers[0].weight.detach()
     assert not torch.equal(key_head, start) and not torch.allclose(key_head, online)
+
+
+def test_hcsc_gets_prototypes_from_the_cluster_callback_and_momentum_keys(tmp_path, text_setup, taxonomy):
+    from hiercon.losses import HCSCLoss
+    from hiercon.training import ClusterCallback
+
+    path, tokenizer = text_setup
+    loss = HCSCLoss(queue_size=32, seed=0)
+    trainer = ContrastiveTrainer(
+        model=ContrastiveModel.from_encoder(path, projection_dim=8),
+        args=args(tmp_path, max_steps=2),
+        train_dataset=toy_dataset(tokenizer, taxonomy, count=16),
+        loss=loss,
+        processing_class=tokenizer,
+        callbacks=[ClusterCallback(n_clusters=(4, 2), batch_size=16)],
+        momentum=0.99,
+    )
+    trainer.train()
+    assert loss.num_levels == 2 and trainer.cluster_hierarchy.shape == (16, 2)
+    logged = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert len(logged) == 2
+    for entry in logged:
+        assert math.isfinite(entry["loss"]) and {"loss_instance", "loss_prototype"} <= set(entry)

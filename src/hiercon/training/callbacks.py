@@ -49,8 +49,9 @@ class ClusterCallback(TrainerCallback):
     ``n_clusters`` clusters per level, and stores the assignments in the trainer:
     ``trainer.cluster_assignments`` holds the ids of level ``label_level`` (the labels of a
     ``"clusters"`` loss such as ``ClInfoNCELoss``) and ``trainer.cluster_hierarchy`` all levels.
-    A loss with a ``set_prototypes(centroids, assignments)`` method (e.g. HCSC) also receives
-    the centroids of every level.
+    A loss with ``fit_prototypes(embeddings, n_clusters, seed)`` (HCSC) clusters the embeddings
+    itself and its assignments are used; a loss with only ``set_prototypes(centroids,
+    assignments)`` receives the k-means centroids of every level. List ``n_clusters`` finest first.
     """
 
     def __init__(
@@ -83,7 +84,7 @@ class ClusterCallback(TrainerCallback):
     def attach(self, trainer: Any) -> None:
         self.trainer = trainer
 
-    def on_train_begin(self, args, state, control, **kwargs):  # noqa: D401 - Trainer hook
+    def on_train_begin(self, args, state, control, **kwargs):
         self.recluster()
 
     def on_epoch_begin(self, args, state, control, **kwargs):
@@ -118,24 +119,31 @@ class ClusterCallback(TrainerCallback):
         return torch.cat(parts).numpy()
 
     def recluster(self) -> None:
-        embeddings = self.embed()
-        if self.hierarchical:
-            assignments, self.centroids = hierarchical_kmeans(embeddings, self.n_clusters, self.seed)
-        else:
-            assignments, self.centroids = self._flat_kmeans(embeddings)
+        """Embed the dataset, cluster it, and hand the assignments (and prototypes) over."""
         trainer = self._require_trainer()
-        hierarchy = torch.as_tensor(assignments, dtype=torch.long)
+        embeddings = self.embed()
+        loss = trainer.loss
+        if hasattr(loss, "fit_prototypes"):
+            # A prototype loss (HCSC) clusters by itself and estimates its concentrations.
+            prototypes = loss.fit_prototypes(torch.as_tensor(embeddings), self.n_clusters, self.seed)
+            hierarchy = torch.as_tensor(prototypes.assignments, dtype=torch.long).cpu()
+            self.centroids = [c.cpu().numpy() for c in prototypes.centroids]
+        else:
+            cluster = hierarchical_kmeans if self.hierarchical else self._flat_kmeans
+            assignments, self.centroids = cluster(embeddings, self.n_clusters, self.seed)
+            hierarchy = torch.as_tensor(assignments, dtype=torch.long)
+            if hasattr(loss, "set_prototypes"):
+                loss.set_prototypes([torch.as_tensor(c) for c in self.centroids], hierarchy)
         trainer.cluster_hierarchy = hierarchy
         trainer.cluster_assignments = hierarchy[:, self.label_level].contiguous()
-        if hasattr(trainer.loss, "set_prototypes"):
-            trainer.loss.set_prototypes(
-                [torch.as_tensor(c) for c in self.centroids], hierarchy.to(trainer.args.device)
-            )
 
-    def _flat_kmeans(self, embeddings: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    @staticmethod
+    def _flat_kmeans(
+        embeddings: np.ndarray, n_clusters: Sequence[int], seed: int
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
         columns, centroids = [], []
-        for count in self.n_clusters:
-            assignment, centres = hierarchical_kmeans(embeddings, (count,), self.seed)
+        for count in n_clusters:
+            assignment, centres = hierarchical_kmeans(embeddings, (count,), seed)
             columns.append(assignment[:, 0])
             centroids += centres
         return np.stack(columns, axis=1), centroids
