@@ -36,7 +36,7 @@ from common import (  # noqa: E402
 )
 from goemotions_eval import LabelSpace, evaluate_scores  # noqa: E402
 
-BASELINES = ("bce", "setfit")
+BASELINES = ("bce", "setfit", "probe")
 TWO_STAGE = ("supcon", "jaccard", "mulsupcon", "reg", "himulcone", "clinfonce", "ranked")
 METHODS = BASELINES + TWO_STAGE
 
@@ -64,6 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not args.report and args.method is None:
         parser.error("give --method or --report")
+    if args.method == "probe":
+        args.stage2 = "probe"
     if args.quick:
         args.train_size, args.dev_size, args.test_size = 32, 24, 24
         args.max_length, args.batch_size, args.stage2_epochs = 24, 16, 1

@@ -262,15 +262,19 @@ def train_two_stage(
 
     tokenizer = AutoTokenizer.from_pretrained(encoder)
     model = ContrastiveModel.from_encoder(encoder)
-    loss, labels_of = build_loss(args.method, args, space, model.embedding_dim)
     begin = time.perf_counter()
-    stage1_losses = train_stage1(
-        model, tokenizer, loss, labels_of, train,
-        epochs=budget.stage1_epochs, views=budget.views, learning_rate=args.lr,
-        batch_size=args.batch_size, max_length=args.max_length, seed=args.seed,
-    )
+    if args.method == "probe":
+        stage1_losses, stage1 = [], None
+        budget = PassBudget(stage1_epochs=0, views=budget.views, stage2_epochs=budget.stage2_epochs)
+    else:
+        loss, labels_of = build_loss(args.method, args, space, model.embedding_dim)
+        stage1_losses = train_stage1(
+            model, tokenizer, loss, labels_of, train,
+            epochs=budget.stage1_epochs, views=budget.views, learning_rate=args.lr,
+            batch_size=args.batch_size, max_length=args.max_length, seed=args.seed,
+        )
+        stage1 = {"loss": type(loss).__name__, "loss_config": loss.config(), "citation": loss.citation}
     stage1_seconds = time.perf_counter() - begin
-    stage1 = {"loss": type(loss).__name__, "loss_config": loss.config(), "citation": loss.citation}
     classifier = build_classifier(model, labels=space.leaf_labels, stage1=stage1)
     dev_true = space.leaf_targets(dev)
     curve = DevCurve(lambda: predict_sigmoid(classifier, tokenizer, _texts(dev), args.max_length), dev_true)
