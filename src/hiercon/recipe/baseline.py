@@ -33,9 +33,7 @@ def baseline_training_arguments(prepared: Any, encoder_passes: int) -> Any:
     stage.max_steps = matched_steps(encoder_passes, examples_per_step(prepared.stage2_args))
     if args.output.baseline_learning_rate is not None:
         stage.learning_rate = args.output.baseline_learning_rate
-    return training_arguments(
-        stage, args.output, prepared.work_dir / "baseline", prepared.data.modality == "text"
-    )
+    return training_arguments(stage, args.output, prepared.work_dir / "baseline")
 
 
 def run_baseline(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import transformers
 from datasets import Dataset
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer, PreTrainedModel
@@ -76,7 +77,7 @@ def tokenize(dataset: Dataset, tokenizer: Any, text_column: str, max_length: int
 
 
 class ImageTransform:
-    """On-the-fly ``pixel_values`` from an image column (RGB or single channel, as the model expects)."""
+    """``pixel_values`` from an image column (RGB or single channel, as the model expects)."""
 
     def __init__(self, processor: Any, image_column: str, num_channels: int) -> None:
         self.processor = processor
@@ -85,13 +86,12 @@ class ImageTransform:
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, Any]:
         images = [image.convert(self.mode) for image in batch[self.image_column]]
-        extra = {"input_data_format": "channels_last"} if self.mode == "L" else {}
+        options: dict[str, Any] = {}
         if self.mode == "L":
-            import numpy as np
-
             images = [np.asarray(image)[..., None] for image in images]
-        pixels = self.processor(images=images, return_tensors="pt", **extra)["pixel_values"]
-        return {"pixel_values": list(pixels), LABELS: batch[LABELS]}
+            options["input_data_format"] = "channels_last"
+        pixels = self.processor(images=images, return_tensors="np", **options)["pixel_values"]
+        return {"pixel_values": pixels.astype(np.float32)}
 
 
 def model_inputs(
@@ -105,6 +105,8 @@ def model_inputs(
     """``dataset`` as the encoder reads it: tokens or pixel values, plus the ``labels`` multi-hot."""
     if data.text_column:
         return tokenize(dataset, processor, data.text_column, model.max_length, split)
-    num_channels = int(getattr(encoder_config, "num_channels", 3))
     assert data.image_column is not None
-    return dataset.with_transform(ImageTransform(processor, data.image_column, num_channels))
+    transform = ImageTransform(processor, data.image_column, int(getattr(encoder_config, "num_channels", 3)))
+    return dataset.map(
+        transform, batched=True, remove_columns=[data.image_column], desc=f"Processing {split} images"
+    )

@@ -98,7 +98,7 @@ class Prepared:
 
 
 def training_arguments(
-    stage: Stage1Arguments | Stage2Arguments, output: OutputArguments, run_dir: Path, text: bool
+    stage: Stage1Arguments | Stage2Arguments, output: OutputArguments, run_dir: Path
 ) -> TrainingArguments:
     """The stage's ``TrainingArguments`` (its ``training_args`` extras last); a bad extra is named."""
     values: dict[str, Any] = {
@@ -119,7 +119,6 @@ def training_arguments(
         "report_to": output.report_to,
         "dataloader_num_workers": output.dataloader_num_workers,
         "use_cpu": output.use_cpu,
-        "remove_unused_columns": text,
         "save_only_model": False,
     }
     if isinstance(stage, Stage2Arguments):
@@ -152,7 +151,6 @@ def prepare(args: RecipeArguments) -> Prepared:
     processor = load_processor(args.model, data.modality)
     encoder_config = load_encoder_config(args)
     build_loss(args.stage1, data.taxonomy, args.model.projection_dim or encoder_config.hidden_size)
-    text = data.modality == "text"
     inputs = {
         split: model_inputs(dataset, processor, args.data, args.model, encoder_config, split)
         for split, dataset in data.splits().items()
@@ -166,8 +164,8 @@ def prepare(args: RecipeArguments) -> Prepared:
         processor=processor,
         inputs=inputs,
         stage_inputs=stage_inputs,
-        stage1_args=training_arguments(args.stage1, args.output, work_dir / "stage1", text),
-        stage2_args=training_arguments(args.stage2, args.output, work_dir / "stage2", text),
+        stage1_args=training_arguments(args.stage1, args.output, work_dir / "stage1"),
+        stage2_args=training_arguments(args.stage2, args.output, work_dir / "stage2"),
         work_dir=work_dir,
         output_dir=Path(args.output.output_dir).resolve(),
         columns=columns,
