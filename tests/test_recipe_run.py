@@ -189,3 +189,23 @@ def test_vision_recipe_from_a_saved_dataset_of_images(tmp_path):
         "shirt",
         "trouser",
     ]
+
+
+def test_head_learning_rate_gets_its_own_param_groups(tmp_path):
+    from tiny_models import tiny_bert_config
+    from transformers import BertForSequenceClassification, TrainingArguments
+
+    from hiercon.recipe.optim import with_head_learning_rate
+    from hiercon.training import ClassifierTrainer
+
+    config = tiny_bert_config(50, num_labels=3, problem_type="multi_label_classification")
+    model = BertForSequenceClassification(config)
+    arguments = TrainingArguments(output_dir=str(tmp_path), learning_rate=1e-4, report_to="none")
+    trainer = with_head_learning_rate(ClassifierTrainer)(head_learning_rate=1e-2, model=model, args=arguments)
+    groups = trainer.create_optimizer().param_groups
+    head = {id(model.classifier.weight), id(model.classifier.bias)}
+    for group in groups:
+        ids = {id(parameter) for parameter in group["params"]}
+        assert group["lr"] == (1e-2 if ids & head else 1e-4)
+        assert not ids & head or ids <= head
+    assert sum(len(group["params"]) for group in groups) == len(list(model.parameters()))

@@ -137,6 +137,9 @@ class Stage2Arguments:
     per_device_eval_batch_size: int = 64
     gradient_accumulation_steps: int = 1
     learning_rate: float = 5e-5
+    head_learning_rate: float | None = field(
+        default=None, metadata={"help": "Learning rate of the classification head; null: learning_rate."}
+    )
     weight_decay: float = 0.0
     warmup_steps: float = 0.0
     lr_scheduler_type: str = "linear"

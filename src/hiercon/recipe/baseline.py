@@ -3,7 +3,7 @@
 Budget matching: the baseline gets as many encoder forward passes over training examples as the
 two stages together, ``stage1 steps x examples per step x views + stage2 steps x examples per
 step``, spent as full fine-tuning steps of the stage-2 batch size. It uses the stage-2 learning
-rate (or ``output.baseline_learning_rate``), schedule, warm-up share, label space and threshold
+rates (or ``output.baseline_learning_rate`` for the encoder) and head learning rate, schedule, warm-up share, label space and threshold
 tuning on validation, and no consistency penalty: the two runs differ only by the contrastive
 stage and the hierarchy-aware loss settings.
 """

@@ -360,6 +360,11 @@ def check_values(arguments: RecipeArguments) -> None:
             stage.max_steps > 0 or stage.num_train_epochs > 0,
             f"{section_name} needs max_steps > 0 or num_train_epochs > 0",
         )
+    head_rate = stage2.head_learning_rate
+    _require(
+        head_rate is None or head_rate > 0,
+        f"stage2.head_learning_rate must be positive or null, got {head_rate}",
+    )
     _require(stage1.temperature > 0, f"stage1.temperature must be positive, got {stage1.temperature}")
     _require(stage1.num_views >= 1, f"stage1.num_views must be at least 1, got {stage1.num_views}")
     _require(

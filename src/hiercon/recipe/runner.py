@@ -340,11 +340,13 @@ def classifier_trainer(
     consistency_weight: float,
     linear_probe: bool,
 ) -> Any:
+    from hiercon.recipe.optim import with_head_learning_rate
     from hiercon.training import ClassifierTrainer
 
     args = prepared.args
     use_lora = args.model.lora and not linear_probe
-    return ClassifierTrainer(
+    return with_head_learning_rate(ClassifierTrainer)(
+        head_learning_rate=args.stage2.head_learning_rate,
         model=classifier,
         args=training_args,
         train_dataset=prepared.stage_inputs["train"],
