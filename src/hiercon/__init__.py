@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from hiercon._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -23,7 +24,20 @@ _EXPORTS: dict[str, str] = {
     "ConfigError": "hiercon.errors",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "ClassifierTrainer",
+    "ConfigError",
+    "ContrastiveModel",
+    "ContrastiveTrainer",
+    "HierconError",
+    "LabelTaxonomy",
+    "LossInputError",
+    "MultiLabelPredictor",
+    "TaxonomyError",
+    "UnknownLabelError",
+    "__version__",
+    "build_classifier",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from hiercon.errors import ConfigError, HierconError, LossInputError, TaxonomyError, UnknownLabelError
@@ -32,9 +46,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from hiercon.taxonomy import LabelTaxonomy
     from hiercon.training import ClassifierTrainer, ContrastiveTrainer
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'hiercon' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

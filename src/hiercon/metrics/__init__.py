@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
+
+from hiercon._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "multilabel_metrics": "hiercon.metrics.classification",
@@ -37,9 +38,4 @@ def load_metric(**kwargs: Any) -> Any:
 
     return evaluate.load(str(EVALUATE_MODULE), **kwargs)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'hiercon.metrics' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

@@ -5,9 +5,9 @@ The data-driven functions import scikit-learn, so they load on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from hiercon._lazy import lazy_exports
 from hiercon.taxonomy.graph import LabelTaxonomy
 
 _DATA_DRIVEN = ("HierarchicalClustering", "agglomerative_taxonomy", "cooccurrence_graph", "hierarchical_kmeans")
@@ -28,8 +28,4 @@ if TYPE_CHECKING:  # pragma: no cover
         hierarchical_kmeans,
     )
 
-
-def __getattr__(name: str) -> Any:
-    if name in _DATA_DRIVEN:
-        return getattr(importlib.import_module("hiercon.taxonomy.data_driven"), name)
-    raise AttributeError(f"module 'hiercon.taxonomy' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(globals(), dict.fromkeys(_DATA_DRIVEN, "hiercon.taxonomy.data_driven"))

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from hiercon._lazy import lazy_exports
 from hiercon.training.callbacks import ClusterCallback, MomentumCallback, hierarchical_kmeans
 from hiercon.training.collators import ContrastiveDataCollator
 from hiercon.training.contrastive_trainer import ContrastiveTrainer
@@ -23,17 +21,4 @@ __all__ = [
     "stage1_metrics",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    # The stage-2 trainer lives in its own module, loaded on first use.
-    if name == "ClassifierTrainer":
-        try:
-            module = importlib.import_module("hiercon.training.classifier_trainer")
-        except ModuleNotFoundError as error:
-            if error.name != "hiercon.training.classifier_trainer":
-                raise
-            raise AttributeError(
-                "hiercon.training.ClassifierTrainer is not available in this installation"
-            ) from error
-        return module.ClassifierTrainer
-    raise AttributeError(f"module 'hiercon.training' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(globals(), {"ClassifierTrainer": "hiercon.training.classifier_trainer"})
