@@ -7,6 +7,8 @@ Processes may hold batches of different sizes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 import torch.distributed as dist
 
@@ -86,3 +88,23 @@ def sum_across_processes(value: torch.Tensor) -> torch.Tensor:
     value = value.detach().clone()
     dist.all_reduce(value, op=dist.ReduceOp.SUM)
     return value
+
+
+def average_gradients(parameters: Iterable[torch.nn.Parameter]) -> None:
+    """Replace each parameter's gradient by its mean over processes (what DDP does for the modules it wraps).
+
+    For trainable tensors outside the DDP-wrapped model, such as a loss's label prototypes. A parameter
+    without a gradient on this process counts as a zero gradient, so that every process takes part in the
+    one all-reduce and ends with the same gradient. No-op outside a process group of more than one process.
+    """
+    if not is_distributed():
+        return
+    trainable = [p for p in parameters if p.requires_grad]
+    if not trainable:
+        return
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in trainable]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= dist.get_world_size()
+    for parameter, mean in zip(trainable, flat.split([g.numel() for g in grads])):
+        parameter.grad = mean.view_as(parameter).to(parameter.dtype).clone()

@@ -25,6 +25,7 @@ from torch import nn
 from transformers import Trainer, TrainingArguments
 
 from hiercon.errors import ConfigError
+from hiercon.losses.distributed import average_gradients
 from hiercon.losses.momentum import MomentumEncoder
 from hiercon.modeling.contrastive_model import ContrastiveModel
 from hiercon.modeling.views import ViewMaker, make_views, split_views
@@ -325,6 +326,14 @@ class ContrastiveTrainer(Trainer):
         if fresh:
             optimizer.add_param_group({"params": fresh, "weight_decay": 0.0})
         return optimizer
+
+    def training_step(self, model: nn.Module, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> torch.Tensor:
+        """The Trainer's step, then the loss's own gradients averaged over processes: DDP averages the
+        model's gradients but does not wrap the loss, whose parameters (prototypes) would otherwise drift
+        apart between processes."""
+        loss = super().training_step(model, inputs, *args, **kwargs)
+        average_gradients(self.loss.parameters())
+        return loss
 
     # ---- checkpoints ----
 
