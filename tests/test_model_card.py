@@ -140,3 +140,12 @@ def test_card_refuses_inconsistent_info() -> None:
         info_from_config(tiny_bert_config(40))
     with pytest.raises(ConfigError, match="columns"):
         dataset_statistics(np.eye(3, dtype=int), ["a", "b"])
+
+
+def test_templates_are_package_data_edited_in_model_cards() -> None:
+    from hiercon.hub.model_card import ENCODER_TEMPLATE_PATH, TEMPLATE_PATH
+
+    repository_cards = Path(__file__).resolve().parents[1] / "model_cards"
+    for template in (TEMPLATE_PATH, ENCODER_TEMPLATE_PATH):
+        assert template.parent.parent.name == "hiercon", "templates ship inside the package"
+        assert template.samefile(repository_cards / template.name), "one copy, edited in model_cards/"

@@ -23,7 +23,9 @@ from hiercon.metrics.hierarchical import level_names
 from hiercon.metrics.inputs import as_multi_hot
 from hiercon.metrics.report import markdown_table, per_label_markdown
 
-TEMPLATES = Path(__file__).resolve().parents[3] / "model_cards"
+# ``hiercon/model_cards`` links to the repository's ``model_cards/`` folder (where the templates are
+# edited); wheels hold the templates themselves there, as package data.
+TEMPLATES = Path(__file__).resolve().parents[1] / "model_cards"
 TEMPLATE_PATH = TEMPLATES / "hiercon_classifier.md"
 ENCODER_TEMPLATE_PATH = TEMPLATES / "hiercon_encoder.md"
 TAGS = ["hiercon", "multi-label", "contrastive-learning", "hierarchical-classification"]
