@@ -75,17 +75,18 @@ def _check_goemotions_result(result: dict, method: str) -> None:
 def test_goemotions_quick_runs_write_results_and_a_table(shipped_data, tmp_path):
     data = ["--data-dir", str(shipped_data / "goemotions"), "--results-dir", str(tmp_path)]
     goemotions_quality.main(["--method", "bce", "--quick", *data])
-    goemotions_quality.main(["--method", "himulcone", "--quick", *data])
+    goemotions_quality.main(["--method", "himulcone", "--stage2", "probe", "--quick", *data])
     bce = json.loads((tmp_path / "goemotions_bce_lr0.0002_quick.json").read_text())
-    himulcone = json.loads((tmp_path / "goemotions_himulcone_lr0.0002_t0.1_quick.json").read_text())
+    himulcone = json.loads((tmp_path / "goemotions_himulcone_lr0.0002_t0.1_probe_quick.json").read_text())
     _check_goemotions_result(bce, "bce")
     _check_goemotions_result(himulcone, "himulcone")
     assert len(bce["dev_curve"]) == 3  # the baseline gets all 3 passes as epochs
     assert len(himulcone["dev_curve"]) == 1 and himulcone["timings_s"]["stage1"] > 0
     assert himulcone["details"]["loss"]["loss"] == "HiMulConELoss"
+    assert himulcone["details"]["stage2"] == "probe" and himulcone["encoder_passes_per_example"] == 3
     assert np.isfinite(himulcone["details"]["stage1_losses"]).all()
     table = goemotions_quality.report(tmp_path, quick=True)
-    assert table.count("\n| bce |") == 1 and table.count("\n| himulcone |") == 1
+    assert table.count("\n| bce |") == 1 and table.count("\n| himulcone (probe) |") == 1
     assert (tmp_path / "goemotions_quick.md").read_text().strip() == table
 
 
