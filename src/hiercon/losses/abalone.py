@@ -79,10 +79,8 @@ class AbaloneLoss(PrototypeContrastiveLoss):
         self.beta = float(beta)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        batch = self.pair_batch(embeddings, labels, gather=self.gather_across_processes)
-        prototypes = self.unit_prototypes(batch.anchors)
+        batch, prototypes, anchor_labels, key_labels = self.pair_batch_with_prototypes(embeddings, labels)
         dtype = prototypes.dtype
-        anchor_labels, key_labels = batch.anchor_labels.to(dtype), batch.key_labels.to(dtype)
         not_self = ~batch.self_mask
         sample_weights, prototype_weights = abalone_weights(anchor_labels, key_labels, not_self, self.alpha)
         all_prototypes = torch.ones_like(prototype_weights, dtype=torch.bool)

@@ -7,8 +7,8 @@ from typing import ClassVar
 import torch
 
 from hiercon.losses.base import ContrastiveLoss
-from hiercon.losses.core import build_pair_batch, check_embeddings, compute_dtype, contrastive_loss
-from hiercon.losses.labels import check_multi_hot, label_overlap
+from hiercon.losses.core import contrastive_loss
+from hiercon.losses.labels import label_overlap, multi_hot_pair_batch
 
 AUDIBERT_CITATION = """@article{audibert2024multilabel,
   title   = {Multi-Label Contrastive Learning: A Comprehensive Study},
@@ -44,9 +44,7 @@ class JaccardSupConLoss(ContrastiveLoss):
     label_kind: ClassVar[str] = "multi_hot"
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        embeddings = check_embeddings(embeddings)
-        labels = check_multi_hot(labels, embeddings.shape[0], dtype=compute_dtype(embeddings))
-        batch = build_pair_batch(embeddings, labels, gather=self.gather_across_processes)
+        batch = multi_hot_pair_batch(embeddings, labels, gather=self.gather_across_processes)
         not_self = ~batch.self_mask
         weights = jaccard_weights(batch.anchor_labels, batch.key_labels) * not_self
         return contrastive_loss(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 
 from hiercon.errors import LossInputError
+from hiercon.losses.core import PairBatch, build_pair_batch, check_embeddings, compute_dtype
 
 
 def _check_tensor(labels: object, name: str) -> torch.Tensor:
@@ -78,6 +79,24 @@ def check_multi_hot(
     if labels.dtype != torch.bool and labels.numel() > 0 and not bool(((labels == 0) | (labels == 1)).all()):
         raise LossInputError(f"{name} must be multi-hot with values 0 or 1 only (got other values)")
     return labels.to(dtype)
+
+
+
+def multi_hot_pair_batch(
+    embeddings: torch.Tensor,
+    labels: object,
+    gather: bool,
+    num_labels: int | None = None,
+    dtype: torch.dtype | None = None,
+) -> PairBatch:
+    """Check ``[B, V, d]`` embeddings and their ``[B, C]`` multi-hot labels, and build the pair batch.
+
+    Labels are cast to ``dtype`` (default: the embeddings' compute dtype); ``num_labels`` fixes ``C``.
+    """
+    embeddings = check_embeddings(embeddings)
+    dtype = dtype if dtype is not None else compute_dtype(embeddings)
+    labels = check_multi_hot(labels, embeddings.shape[0], num_labels=num_labels, dtype=dtype)
+    return build_pair_batch(embeddings, labels, gather=gather)
 
 
 def label_counts(multi_hot: torch.Tensor) -> torch.Tensor:

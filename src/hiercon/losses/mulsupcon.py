@@ -7,8 +7,8 @@ from typing import ClassVar
 import torch
 
 from hiercon.losses.base import ContrastiveLoss
-from hiercon.losses.core import build_pair_batch, check_embeddings, compute_dtype, contrastive_loss
-from hiercon.losses.labels import check_multi_hot, label_counts
+from hiercon.losses.core import contrastive_loss
+from hiercon.losses.labels import label_counts, multi_hot_pair_batch
 
 MULSUPCON_CITATION = """@inproceedings{zhang2024multilabel,
   title     = {Multi-Label Supervised Contrastive Learning},
@@ -66,9 +66,7 @@ class MulSupConLoss(ContrastiveLoss):
         self.with_weight = with_weight
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        embeddings = check_embeddings(embeddings)
-        labels = check_multi_hot(labels, embeddings.shape[0], dtype=compute_dtype(embeddings))
-        batch = build_pair_batch(embeddings, labels, gather=self.gather_across_processes)
+        batch = multi_hot_pair_batch(embeddings, labels, gather=self.gather_across_processes)
         not_self = ~batch.self_mask
         weights, pairs = mulsupcon_weights(batch.anchor_labels, batch.key_labels, not_self)
         if self.with_weight:

@@ -10,15 +10,9 @@ from torch import nn
 
 from hiercon.errors import LossInputError
 from hiercon.losses.base import ContrastiveLoss
-from hiercon.losses.core import (
-    PairBatch,
-    build_pair_batch,
-    check_embeddings,
-    compute_dtype,
-    contrastive_loss,
-)
+from hiercon.losses.core import PairBatch, check_embeddings, compute_dtype, contrastive_loss
 from hiercon.losses.jaccard_supcon import AUDIBERT_CITATION
-from hiercon.losses.labels import check_multi_hot
+from hiercon.losses.labels import multi_hot_pair_batch
 
 
 class PrototypeContrastiveLoss(ContrastiveLoss):
@@ -61,8 +55,17 @@ class PrototypeContrastiveLoss(ContrastiveLoss):
                 f"embedding_dim={self.embedding_dim}"
             )
         dtype = compute_dtype(embeddings, self.prototypes)
-        labels = check_multi_hot(labels, embeddings.shape[0], num_labels=self.num_labels, dtype=dtype)
-        return build_pair_batch(embeddings, labels, gather=gather)
+        return multi_hot_pair_batch(embeddings, labels, gather, num_labels=self.num_labels, dtype=dtype)
+
+    def pair_batch_with_prototypes(
+        self, embeddings: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[PairBatch, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The pair batch (gathered when ``gather_across_processes``), the unit prototypes, and the
+        anchors' and keys' labels in the prototypes' compute dtype."""
+        batch = self.pair_batch(embeddings, labels, gather=self.gather_across_processes)
+        prototypes = self.unit_prototypes(batch.anchors)
+        dtype = prototypes.dtype
+        return batch, prototypes, batch.anchor_labels.to(dtype), batch.key_labels.to(dtype)
 
 
 class PrototypeLoss(PrototypeContrastiveLoss):

@@ -127,10 +127,8 @@ class RegLoss(PrototypeContrastiveLoss):
         self.gradient_regularization = gradient_regularization
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        batch = self.pair_batch(embeddings, labels, gather=self.gather_across_processes)
-        prototypes = self.unit_prototypes(batch.anchors)
+        batch, prototypes, anchor_labels, key_labels = self.pair_batch_with_prototypes(embeddings, labels)
         dtype = prototypes.dtype
-        anchor_labels, key_labels = batch.anchor_labels.to(dtype), batch.key_labels.to(dtype)
         not_self = ~_item_self_mask(batch.self_mask, self.num_labels)
         weights = reg_target_weights_with_prototypes(anchor_labels, key_labels, ~batch.self_mask, self.alpha)
         anchor_weights = torch.ones(weights.shape[0], dtype=dtype, device=prototypes.device)
