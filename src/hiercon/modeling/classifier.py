@@ -35,6 +35,7 @@ from transformers import (
 )
 
 from hiercon.errors import ConfigError
+from hiercon.modeling.adapters import base_model_of, is_peft, weights_without_adapter
 from hiercon.modeling.pooling import resolve_pooling
 
 if TYPE_CHECKING:
@@ -128,14 +129,6 @@ def read_labels(config: PretrainedConfig) -> list[str]:
 # ---- the encoder -----------------------------------------------------------------------------------
 
 
-def _is_peft(module: nn.Module) -> bool:
-    try:
-        from peft import PeftModel
-    except ImportError:  # pragma: no cover - peft is a dependency
-        return False
-    return isinstance(module, PeftModel)
-
-
 def _load_stage1(source: str | Path) -> nn.Module:
     """A ContrastiveModel folder, a peft adapter folder or a plain encoder folder (or Hub id)."""
     from hiercon.modeling.contrastive_model import CONTRASTIVE_CONFIG_NAME, ContrastiveModel
@@ -163,7 +156,7 @@ def unwrap_stage1(model: object) -> tuple[nn.Module, dict[str, Any]]:
     if isinstance(model, (str, Path)):
         model = _load_stage1(model)
     encoder = getattr(model, "encoder", None)
-    if isinstance(encoder, PreTrainedModel) or (isinstance(encoder, nn.Module) and _is_peft(encoder)):
+    if isinstance(encoder, PreTrainedModel) or (isinstance(encoder, nn.Module) and is_peft(encoder)):
         info = (
             model.stage1_info()
             if hasattr(model, "stage1_info")
@@ -178,13 +171,9 @@ def unwrap_stage1(model: object) -> tuple[nn.Module, dict[str, Any]]:
     )
 
 
-def _base_encoder(encoder: nn.Module) -> PreTrainedModel:
-    return encoder.get_base_model() if _is_peft(encoder) else encoder
-
-
 def detect_task(encoder: nn.Module) -> str:
     """``"text"`` if the encoder's forward takes ``input_ids``, ``"image"`` if ``pixel_values``."""
-    parameters = inspect.signature(_base_encoder(encoder).forward).parameters
+    parameters = inspect.signature(base_model_of(encoder).forward).parameters
     takes_text, takes_pixels = "input_ids" in parameters, "pixel_values" in parameters
     if takes_text == takes_pixels:
         raise ConfigError(
@@ -232,15 +221,6 @@ def head_module_names(classifier: PreTrainedModel) -> list[str]:
         for name, module in classifier.named_children()
         if name != prefix and any(True for _ in module.parameters())
     ]
-
-
-def _weights_without_adapter(base: PreTrainedModel) -> dict[str, torch.Tensor]:
-    """The base model's own weights, with any LoRA layers left out and their wrapped layers unwrapped."""
-    return {
-        key.replace(".base_layer.", "."): value
-        for key, value in base.state_dict().items()
-        if not any(part.startswith("lora_") for part in key.split("."))
-    }
 
 
 def _new_classifier(encoder_config: PretrainedConfig, task: str, names: list[str]) -> PreTrainedModel:
@@ -303,7 +283,7 @@ def _peft_record(
 
     ``known`` is the record of a stage-1 model that may have merged its adapter already.
     """
-    if _is_peft(encoder):
+    if is_peft(encoder):
         if known is None:
             peft_config = encoder.peft_config[encoder.active_adapter]
             known = json.loads(json.dumps(peft_config.to_dict(), default=str))
@@ -376,13 +356,13 @@ def build_classifier(
     names, space = resolve_labels(taxonomy, label_space, labels)
     encoder, known = unwrap_stage1(model)
     provenance = {**known, **dict(stage1 or {})}
-    base = _base_encoder(encoder)
+    base = base_model_of(encoder)
     task = detect_task(encoder) if task == "auto" else task
     peft_record = _peft_record(encoder, merge_adapter, provenance.get("peft"))
-    if _is_peft(encoder) and merge_adapter:
+    if is_peft(encoder) and merge_adapter:
         encoder_state = copy.deepcopy(encoder).merge_and_unload().state_dict()
     else:
-        encoder_state = _weights_without_adapter(base)
+        encoder_state = weights_without_adapter(base)
     classifier = _new_classifier(base.config, task, names)
     _copy_encoder_weights(classifier, encoder_state)
     reference = next(base.parameters())
@@ -400,7 +380,7 @@ def build_classifier(
     write_hiercon_config(
         classifier.config, taxonomy=taxonomy, label_space=space, thresholds=[0.5] * len(names), stage1=record
     )
-    if _is_peft(encoder) and not merge_adapter:
+    if is_peft(encoder) and not merge_adapter:
         return _keep_adapter(classifier, encoder)
     return classifier
 
@@ -419,7 +399,7 @@ def apply_lora(
     """
     from peft import LoraConfig, get_peft_model
 
-    if _is_peft(classifier):
+    if is_peft(classifier):
         raise ConfigError("this classifier already carries a peft adapter")
     if lora_config is None:
         lora_config = LoraConfig(**{"r": 8, "lora_alpha": 16, "lora_dropout": 0.0, **lora_options})
@@ -453,7 +433,7 @@ def _default_lora_targets(classifier: PreTrainedModel) -> list[str]:
 
 def merge_lora(model: nn.Module) -> nn.Module:
     """A plain transformers model: the peft adapter merged into a copy of the weights (others unchanged)."""
-    if not _is_peft(model):
+    if not is_peft(model):
         return model
     return copy.deepcopy(model).merge_and_unload()
 

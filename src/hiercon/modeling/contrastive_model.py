@@ -29,6 +29,7 @@ from transformers import AutoModel, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from hiercon.errors import ConfigError
+from hiercon.modeling.adapters import base_model_of, is_peft, weights_without_adapter
 from hiercon.modeling.pooling import pool, resolve_pooling
 
 CONTRASTIVE_CONFIG_NAME = "hiercon_contrastive.json"
@@ -95,37 +96,14 @@ def _check_projection_dim(projection_dim: int | str | None) -> int | None:
     return projection_dim
 
 
-def _is_peft(encoder: nn.Module) -> bool:
-    try:
-        from peft import PeftModel
-    except ImportError:  # pragma: no cover - peft is a dependency
-        return False
-    return isinstance(encoder, PeftModel)
-
-
-def _base_encoder(encoder: nn.Module) -> nn.Module:
-    return encoder.get_base_model() if _is_peft(encoder) else encoder
-
-
 def encoder_modality(encoder: nn.Module) -> str:
     """``"vision"`` for encoders whose main input is ``pixel_values``, else ``"text"``."""
-    main_input = getattr(_base_encoder(encoder), "main_input_name", "input_ids")
+    main_input = getattr(base_model_of(encoder), "main_input_name", "input_ids")
     return "vision" if main_input == "pixel_values" else "text"
 
 
-def _plain_base_state_dict(peft_encoder: nn.Module) -> dict[str, torch.Tensor]:
-    """The frozen base weights of a LoRA-wrapped encoder under their plain transformers names."""
-    plain: dict[str, torch.Tensor] = {}
-    for key, tensor in peft_encoder.get_base_model().state_dict().items():
-        if "lora_" in key or ".modules_to_save." in key:
-            continue
-        key = key.replace(".base_layer.", ".").replace(".original_module.", ".")
-        plain[key] = tensor
-    return plain
-
-
 def _peft_record(encoder: nn.Module) -> dict[str, Any] | None:
-    if not _is_peft(encoder):
+    if not is_peft(encoder):
         return None
     config = encoder.peft_config["default"]
     return json.loads(json.dumps(config.to_dict(), default=str))
@@ -260,7 +238,7 @@ class ContrastiveModel(nn.Module):
 
     @property
     def is_peft(self) -> bool:
-        return _is_peft(self.encoder)
+        return is_peft(self.encoder)
 
     @property
     def loss_info(self) -> dict[str, Any] | None:
@@ -345,14 +323,14 @@ class ContrastiveModel(nn.Module):
             if gradient_checkpointing_kwargs is None
             else gradient_checkpointing_kwargs
         )
-        _base_encoder(self.encoder).gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        base_model_of(self.encoder).gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
     def gradient_checkpointing_disable(self) -> None:
-        _base_encoder(self.encoder).gradient_checkpointing_disable()
+        base_model_of(self.encoder).gradient_checkpointing_disable()
 
     @property
     def is_gradient_checkpointing(self) -> bool:
-        return bool(getattr(_base_encoder(self.encoder), "is_activation_checkpointing", False))
+        return bool(getattr(base_model_of(self.encoder), "is_activation_checkpointing", False))
 
     # ---- LoRA ----
 
@@ -379,7 +357,7 @@ class ContrastiveModel(nn.Module):
         folder.mkdir(parents=True, exist_ok=True)
         if self.is_peft:
             base = self.encoder.get_base_model()
-            base.save_pretrained(folder, state_dict=_plain_base_state_dict(self.encoder))
+            base.save_pretrained(folder, state_dict=weights_without_adapter(base))
             self.encoder.save_pretrained(folder / ADAPTER_FOLDER)
         else:
             self.encoder.save_pretrained(folder)
