@@ -22,6 +22,7 @@ from hiercon.modeling.classifier import (
     set_stage2,
     set_thresholds,
 )
+from hiercon.training.loss_parts import LossPartsMeter
 from hiercon.training.losses_stage2 import MultiLabelLoss, build_objective, taxonomy_edge_index
 from hiercon.training.thresholds import DEFAULT_GRID, tune_thresholds
 
@@ -209,7 +210,7 @@ class ClassifierTrainer(Trainer):
         )
         # The loss is computed here, never inside the model: no num_items_in_batch plumbing.
         self.model_accepts_loss_kwargs = False
-        self._loss_parts: dict[str, list[torch.Tensor]] = {}
+        self.loss_parts = LossPartsMeter()
 
     def _prepare_eval(self, eval_dataset: Any) -> Any:
         if isinstance(eval_dataset, dict):
@@ -244,15 +245,12 @@ class ClassifierTrainer(Trainer):
         parts = self.objective(outputs.logits, targets.float())
         loss = torch.stack(list(parts.values())).sum()
         if model.training:
-            for name, value in parts.items():
-                self._loss_parts.setdefault(name, []).append(value.detach())
+            self.loss_parts.add(parts)
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if "loss" in logs and self._loss_parts:
-            for name, values in self._loss_parts.items():
-                logs[f"loss_{name}"] = round(float(torch.stack(values).mean()), 6)
-            self._loss_parts = {}
+        if "loss" in logs:
+            logs.update(self.loss_parts.pop_logs(self.accelerator.gather, digits=6))
         super().log(logs, start_time)
 
     # ---- predictions and thresholds ----

@@ -31,6 +31,7 @@ from hiercon.modeling.contrastive_model import ContrastiveModel
 from hiercon.modeling.views import ViewMaker, make_views, split_views
 from hiercon.training.callbacks import MomentumCallback
 from hiercon.training.collators import ContrastiveDataCollator
+from hiercon.training.loss_parts import LossPartsMeter
 from hiercon.training.samplers import MultiLabelBatchSampler
 from hiercon.training.stage1_labels import LabelFeeder
 
@@ -116,8 +117,7 @@ class ContrastiveTrainer(Trainer):
         model.loss_info = _loss_info(loss)
         self.cluster_assignments: torch.Tensor | None = None  # set by ClusterCallback: [N] label level
         self.cluster_hierarchy: torch.Tensor | None = None  # set by ClusterCallback: [N, levels]
-        self._loss_part_sums: dict[str, torch.Tensor] = {}
-        self._loss_part_counts = 0
+        self.loss_parts = LossPartsMeter()
         self.momentum_encoder = None
         if momentum is not None:
             self.momentum_encoder = MomentumEncoder(model, momentum).to(self.args.device)
@@ -274,23 +274,14 @@ class ContrastiveTrainer(Trainer):
         result = self.loss(embeddings, labels, **extras)
         if isinstance(result, dict):
             if record:
-                self._record_parts(result)
+                self.loss_parts.add(result)
             return torch.stack([part for part in result.values()]).sum()
         return result
 
-    def _record_parts(self, parts: dict[str, torch.Tensor]) -> None:
-        for name, value in parts.items():
-            value = value.detach().float()
-            self._loss_part_sums[name] = self._loss_part_sums.get(name, torch.zeros_like(value)) + value
-        self._loss_part_counts += 1
-
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add the mean of each named loss part since the last log to a training log."""
-        if "loss" in logs and self._loss_part_counts:
-            for name, total in self._loss_part_sums.items():
-                mean = total / self._loss_part_counts
-                logs[f"loss_{name}"] = round(float(self.accelerator.gather(mean.reshape(1)).mean()), 4)
-            self._loss_part_sums, self._loss_part_counts = {}, 0
+        if "loss" in logs:
+            logs.update(self.loss_parts.pop_logs(self.accelerator.gather))
         super().log(logs, start_time)
 
     def prediction_step(
