@@ -19,8 +19,10 @@ class PrototypeContrastiveLoss(ContrastiveLoss):
     """A loss that owns one learnable prototype per label (``prototypes``, ``[C, d]``, Xavier init).
 
     Prototypes are L2-normalised before use, like the embeddings. Under data parallelism they
-    are ordinary replicated parameters: the data-parallel mean of their gradients is the
-    gradient of one process holding the whole batch.
+    are replicated parameters: the mean of the processes' gradients is the gradient of one
+    process holding the whole batch. DDP does not wrap the loss, so
+    :class:`~hiercon.training.ContrastiveTrainer` averages these gradients itself
+    (:func:`hiercon.losses.distributed.average_gradients`).
     """
 
     label_kind: ClassVar[str] = "multi_hot"
