@@ -71,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run_name(args: argparse.Namespace) -> str:
-    return f"fashion_mnist_{args.method}" + ("_quick" if args.quick else "")
+    return f"fashion_mnist_{args.method}_lr{args.lr:g}" + ("_quick" if args.quick else "")
 
 
 # --------------------------------------------------------------------------- data and taxonomy
@@ -279,17 +279,18 @@ def run_method(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-COLUMNS = ["method", "class_accuracy", "l2_accuracy", "l1_accuracy", "knn_class_accuracy", "knn_l2_accuracy",
+COLUMNS = ["method", "lr", "class_accuracy", "l2_accuracy", "l1_accuracy", "knn_class_accuracy", "knn_l2_accuracy",
            "knn_l1_accuracy", "train_s"]
 
 
 def table_row(result: dict[str, Any]) -> dict[str, Any]:
-    return {"method": result["method"], **result["metrics"], "train_s": round(result["timings_s"]["train"])}
+    return {"method": result["method"], "lr": f"{result['learning_rate']:g}", **result["metrics"],
+            "train_s": round(result["timings_s"]["train"])}
 
 
 def report(results_dir: Path, quick: bool = False) -> str:
     results = [r for r in read_results("fashion_mnist_", results_dir) if r.get("quick", False) == quick]
-    rows = sorted((table_row(r) for r in results), key=lambda row: METHODS.index(row["method"]))
+    rows = sorted((table_row(r) for r in results), key=lambda row: (METHODS.index(row["method"]), row["lr"]))
     table = markdown_table(rows, COLUMNS)
     (results_dir / ("fashion_mnist_quick.md" if quick else "fashion_mnist.md")).write_text(table + "\n")
     return table

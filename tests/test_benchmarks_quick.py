@@ -95,7 +95,7 @@ def test_fashion_mnist_quick_run_scores_every_level(shared_data, tmp_path):
         ["--method", "himulcone", "--quick", "--data-dir", str(shared_data / "fashion_mnist"),
          "--results-dir", str(tmp_path)]
     )
-    result = json.loads((tmp_path / "fashion_mnist_himulcone_quick.json").read_text())
+    result = json.loads((tmp_path / "fashion_mnist_himulcone_lr0.001_quick.json").read_text())
     metrics = result["metrics"]
     for level in ("class", "l2", "l1"):
         assert 0.0 <= metrics[f"{level}_accuracy"] <= 1.0
