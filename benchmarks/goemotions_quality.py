@@ -102,7 +102,17 @@ def method_trainer(method: str):
     return methods_text.train_two_stage
 
 
+def load_scoring_modules() -> None:
+    """Import hiercon's metric, threshold and taxonomy modules before training, so that a run
+    scores with the library as it was when the run started."""
+    import hiercon.metrics.classification
+    import hiercon.metrics.hierarchical
+    import hiercon.taxonomy
+    import hiercon.training.thresholds  # noqa: F401
+
+
 def run_method(args: argparse.Namespace) -> dict[str, Any]:
+    load_scoring_modules()
     set_seed(args.seed)
     space = LabelSpace.from_data_dir(args.data_dir)
     train = seeded_subset(load_goemotions(args.data_dir, "train"), args.train_size, args.seed)
