@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -58,6 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--reach-only", action="store_true",
+                        help="only refresh the time-to-SetFit table of an existing speed.json")
     args = parser.parse_args(argv)
     if args.quick:
         args.batch_size, args.max_length, args.steps, args.inference_texts, args.inference_rounds = 8, 24, 2, 32, 1
@@ -173,9 +176,9 @@ def time_to_setfit(results_dir: Path) -> dict[str, Any] | None:
             continue
         reached = next((p for p in run["dev_curve"] if p["dev_macro_f1"] >= target), None)
         rows.append({
-            "method": run["method"],
-            "lr": run["learning_rate"],
-            "temperature": run["temperature"],
+            "method": run["method"] + (" (probe)" if run.get("stage2") == "probe" else ""),
+            "lr": f"{run['learning_rate']:g}",
+            "temperature": None if run["temperature"] is None else f"{run['temperature']:g}",
             "best_dev_macro_f1": max(p["dev_macro_f1"] for p in run["dev_curve"]),
             "seconds_to_setfit": None if reached is None else reached["train_seconds"],
             "total_train_seconds": run["timings_s"]["train"],
@@ -248,20 +251,27 @@ def tables(result: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+def measure(args: argparse.Namespace) -> dict[str, Any]:
     set_seed(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         encoder = encoder_path(args, Path(tmp))
-        result = {
+        return {
             "benchmark": "speed",
             "quick": args.quick,
             "step_time": step_times(args, encoder),
             "inference": inference_throughput(args, encoder),
-            "time_to_setfit": None if args.quick else time_to_setfit(args.results_dir),
             "loss_scaling_available": loss_scaling_table(args.results_dir) is not None,
             "environment": environment(),
         }
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.reach_only:
+        result = json.loads((args.results_dir / "speed.json").read_text())
+    else:
+        result = measure(args)
+    result["time_to_setfit"] = None if args.quick else time_to_setfit(args.results_dir)
     write_json("speed_quick" if args.quick else "speed", result, args.results_dir)
     text = tables(result)
     (args.results_dir / ("speed_quick.md" if args.quick else "speed.md")).write_text(text + "\n")
