@@ -162,6 +162,7 @@ MAIN_COLUMNS = [
     "ekman_macro_f1",
     "sentiment_macro_f1",
     "dev_macro_f1",
+    "passes",
     "train_s",
 ]
 
@@ -180,6 +181,7 @@ def table_row(result: dict[str, Any]) -> dict[str, Any]:
         "ekman_macro_f1": metrics["test"]["ekman_macro_f1"],
         "sentiment_macro_f1": metrics["test"]["sentiment_macro_f1"],
         "dev_macro_f1": metrics["dev_macro_f1"],
+        "passes": result["encoder_passes_per_example"],
         "train_s": round(result["timings_s"].get("train", 0.0)),
     }
 
