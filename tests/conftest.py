@@ -34,3 +34,19 @@ def shared_data() -> Path:
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved tiny BERT (2 layers, width 32) with its tokenizer; read-only for the tests."""
+    from tiny_models import save_tiny_bert
+
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
+
+
+@pytest.fixture(scope="session")
+def vit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved tiny ViT (28x28 grey images) with its image processor; read-only for the tests."""
+    from tiny_models import save_tiny_vit
+
+    return save_tiny_vit(tmp_path_factory.mktemp("tiny_vit"))

@@ -9,7 +9,7 @@ ordered by rank. ``fn`` must be importable (a module-level function of a test mo
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,3 +36,42 @@ def run_distributed(fn: Callable[..., Any], world_size: int = 2, *args: Any) -> 
         return [
             torch.load(Path(folder) / f"result_{rank}.pt", weights_only=False) for rank in range(world_size)
         ]
+
+
+# ---- data-parallel equivalence of a loss: each process scores its share of one batch ----
+
+
+def rank_rows(sizes: Sequence[int], rank: int) -> slice:
+    """The rows of the whole batch that process ``rank`` holds when processes hold ``sizes`` rows in turn."""
+    start = sum(sizes[:rank])
+    return slice(start, start + sizes[rank])
+
+
+def loss_and_gradients(
+    loss: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | None, theta: torch.Tensor, rows: slice
+) -> dict[str, torch.Tensor]:
+    """The loss of the embeddings ``inputs[rows] @ theta`` and its gradients: on ``theta``, on the loss's
+    own parameters (``"prototypes"``, when it has any) and on the embeddings themselves."""
+    row_labels = None if labels is None else labels[rows]
+    theta = theta.detach().requires_grad_(True)
+    value = loss(inputs[rows] @ theta, row_labels)
+    grads = torch.autograd.grad(value, [theta, *loss.parameters()])
+    embeddings = (inputs[rows] @ theta).detach().requires_grad_(True)
+    (embedding_grad,) = torch.autograd.grad(loss(embeddings, row_labels), embeddings)
+    result = {"loss": value.detach(), "theta": grads[0], "embeddings": embedding_grad}
+    if len(grads) > 1:
+        result["prototypes"] = grads[1]
+    return result
+
+
+def assert_data_parallel_equivalence(single: dict[str, torch.Tensor], ranks: list[dict[str, torch.Tensor]]) -> None:
+    """The processes' mean loss and mean parameter gradients equal one process's on the whole batch; each
+    process's gradient on its own embeddings is ``world_size`` times the single-process one."""
+    world = len(ranks)
+    assert single["loss"] > 0
+    torch.testing.assert_close(sum(r["loss"] for r in ranks) / world, single["loss"])
+    for key in ("theta", "prototypes"):
+        if key in single:
+            torch.testing.assert_close(sum(r[key] for r in ranks) / world, single[key])
+    own_rows = torch.cat([r["embeddings"] for r in ranks]) / world
+    torch.testing.assert_close(own_rows, single["embeddings"])

@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
-from tiny_models import save_tiny_bert, save_tiny_vit
+from tiny_classifiers import emotion_taxonomy
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -16,7 +16,7 @@ from transformers import (
     ViTForImageClassification,
 )
 
-from hiercon import LabelTaxonomy, build_classifier
+from hiercon import build_classifier
 from hiercon.errors import ConfigError
 from hiercon.modeling import ContrastiveModel
 from hiercon.modeling.classifier import (
@@ -28,29 +28,10 @@ from hiercon.modeling.classifier import (
     write_hiercon_config,
 )
 
-EDGES = [
-    ("root", "positive"),
-    ("root", "negative"),
-    ("positive", "joy"),
-    ("positive", "love"),
-    ("negative", "anger"),
-    ("negative", "sadness"),
-]
-
-
-@pytest.fixture(scope="module")
-def bert_dir(tmp_path_factory):
-    return save_tiny_bert(tmp_path_factory.mktemp("bert"))
-
-
-@pytest.fixture(scope="module")
-def vit_dir(tmp_path_factory):
-    return save_tiny_vit(tmp_path_factory.mktemp("vit"))
-
 
 @pytest.fixture(scope="module")
 def taxonomy():
-    return LabelTaxonomy.from_edges(EDGES)
+    return emotion_taxonomy()
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 from datasets import Dataset
 from sklearn.metrics import f1_score
-from tiny_models import save_tiny_bert
-from transformers import AutoModel, AutoTokenizer, TrainerCallback, TrainingArguments
+from tiny_classifiers import emotion_taxonomy
+from tiny_models import quick_args, save_tiny_bert
+from transformers import AutoModel, AutoTokenizer, TrainerCallback
 
 from hiercon import ClassifierTrainer, LabelTaxonomy, build_classifier
 from hiercon.errors import ConfigError, HierconError, LossInputError, UnknownLabelError
@@ -27,14 +28,6 @@ from hiercon.training.losses_stage2 import (
 )
 from hiercon.training.thresholds import DEFAULT_GRID, f1_per_threshold, tune_thresholds
 
-EDGES = [
-    ("root", "positive"),
-    ("root", "negative"),
-    ("positive", "joy"),
-    ("positive", "love"),
-    ("negative", "anger"),
-    ("negative", "sadness"),
-]
 TOY = [
     ("happy glad joy", ["joy"]),
     ("joy fun win", ["joy"]),
@@ -60,7 +53,7 @@ def bert_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def taxonomy():
-    return LabelTaxonomy.from_edges(EDGES)
+    return emotion_taxonomy()
 
 
 @pytest.fixture(scope="module")
@@ -76,20 +69,14 @@ def toy_dataset(tokenizer):
 
 def _args(tmp_path, **overrides):
     settings = dict(
-        output_dir=str(tmp_path),
         per_device_train_batch_size=4,
         per_device_eval_batch_size=16,
         learning_rate=5e-3,
         num_train_epochs=1,
-        report_to="none",
-        use_cpu=True,
-        save_strategy="no",
         logging_steps=1,
         seed=0,
-        disable_tqdm=True,
     )
-    settings.update(overrides)
-    return TrainingArguments(**settings)
+    return quick_args(tmp_path, **{**settings, **overrides})
 
 
 def _classifier(bert_dir, taxonomy, **kwargs):

@@ -11,14 +11,14 @@ import pytest
 import torch
 from datasets import Dataset
 from PIL import Image
-from tiny_models import save_tiny_bert, save_tiny_vit
-from transformers import AutoImageProcessor, AutoTokenizer, TrainingArguments, pipeline
+from tiny_classifiers import emotion_taxonomy
+from tiny_models import quick_args, save_tiny_bert, save_tiny_vit
+from transformers import AutoImageProcessor, AutoTokenizer, pipeline
 
 from hiercon import (
     ClassifierTrainer,
     ContrastiveModel,
     ContrastiveTrainer,
-    LabelTaxonomy,
     MultiLabelPredictor,
     build_classifier,
 )
@@ -26,14 +26,6 @@ from hiercon.errors import ConfigError
 from hiercon.losses import SupConLoss
 from hiercon.modeling.classifier import load_classifier, read_hiercon_config, set_thresholds
 
-EDGES = [
-    ("root", "positive"),
-    ("root", "negative"),
-    ("positive", "joy"),
-    ("positive", "love"),
-    ("negative", "anger"),
-    ("negative", "sadness"),
-]
 TEXTS = [
     ("happy glad joy", ["joy"]),
     ("love thanks awesome", ["love"]),
@@ -48,22 +40,11 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def taxonomy():
-    return LabelTaxonomy.from_edges(EDGES)
+    return emotion_taxonomy()
 
 
 def _args(folder, **overrides):
-    settings = dict(
-        output_dir=str(folder),
-        per_device_train_batch_size=8,
-        learning_rate=1e-2,
-        max_steps=3,
-        report_to="none",
-        use_cpu=True,
-        save_strategy="no",
-        disable_tqdm=True,
-    )
-    settings.update(overrides)
-    return TrainingArguments(**settings)
+    return quick_args(folder, **{"per_device_train_batch_size": 8, "learning_rate": 1e-2, "max_steps": 3, **overrides})
 
 
 @pytest.fixture(scope="module")

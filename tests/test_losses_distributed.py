@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from distributed_utils import run_distributed
+from distributed_utils import assert_data_parallel_equivalence, loss_and_gradients, rank_rows, run_distributed
 
 from hiercon.losses import AbaloneLoss, JaccardSupConLoss, MulSupConLoss, PrototypeLoss, RegLoss, SupConLoss
 
@@ -67,29 +67,13 @@ def _theta() -> torch.Tensor:
 
 
 def _run(index: int, rows: slice) -> dict[str, torch.Tensor]:
-    """Loss and gradients for the rows ``rows`` of case ``index`` (all rows in one process)."""
-    name = CASES[index][0]
-    loss = _build_loss(name)
+    """Loss and gradients for the rows ``rows`` of case ``index``."""
     inputs, labels = _case_data(index)
-    theta = _theta().requires_grad_(True)
-    embeddings = (inputs[rows] @ theta).detach().requires_grad_(True)
-    projected = inputs[rows] @ theta
-    value = loss(projected, None if labels is None else labels[rows])
-    embedding_value = loss(embeddings, None if labels is None else labels[rows])
-    params = [theta] + list(loss.parameters())
-    grads = torch.autograd.grad(value, params)
-    (embedding_grad,) = torch.autograd.grad(embedding_value, embeddings)
-    result = {"loss": value.detach(), "theta": grads[0], "embeddings": embedding_grad}
-    if len(grads) > 1:
-        result["prototypes"] = grads[1]
-    return result
+    return loss_and_gradients(_build_loss(CASES[index][0]), inputs, labels, _theta(), rows)
 
 
 def _all_cases_on_rank(rank: int, world_size: int) -> list[dict[str, torch.Tensor]]:
-    results = []
-    for index, (_, sizes, _) in enumerate(CASES):
-        start = sum(sizes[:rank])
-        results.append(_run(index, slice(start, start + sizes[rank])))
+    results = [_run(index, rank_rows(sizes, rank)) for index, (_, sizes, _) in enumerate(CASES)]
     inputs, labels = _case_data(0)
     rows = slice(4 * rank, 4 * rank + 4)
     local = SupConLoss(0.2, gather_across_processes=False)(inputs[rows] @ _theta(), labels[rows])
@@ -107,15 +91,7 @@ def per_rank_results() -> list[list[dict[str, torch.Tensor]]]:
 def test_gathered_loss_and_gradients_equal_single_process(per_rank_results, index: int) -> None:
     sizes = CASES[index][1]
     single = _run(index, slice(0, sum(sizes)))
-    ranks = [results[index] for results in per_rank_results]
-    world = len(ranks)
-    assert single["loss"] > 0
-    torch.testing.assert_close(sum(r["loss"] for r in ranks) / world, single["loss"])
-    for key in ("theta", "prototypes"):
-        if key in single:
-            torch.testing.assert_close(sum(r[key] for r in ranks) / world, single[key])
-    own_rows = torch.cat([r["embeddings"] for r in ranks]) / world
-    torch.testing.assert_close(own_rows, single["embeddings"])
+    assert_data_parallel_equivalence(single, [results[index] for results in per_rank_results])
 
 
 def test_without_gathering_each_process_uses_its_own_batch(per_rank_results) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from distributed_utils import run_distributed
+from distributed_utils import assert_data_parallel_equivalence, loss_and_gradients, rank_rows, run_distributed
 
 from hiercon import LabelTaxonomy
 from hiercon.losses import ClInfoNCELoss, HiMulConELoss, RankedContrastiveLoss
@@ -83,22 +83,12 @@ def _theta() -> torch.Tensor:
 
 def _run(index: int, rows: slice) -> dict[str, torch.Tensor]:
     """Loss and gradients for the rows ``rows`` of case ``index``."""
-    loss = _build_loss(CASES[index][0])
     inputs, labels = _case_data(index)
-    theta = _theta().requires_grad_(True)
-    embeddings = (inputs[rows] @ theta).detach().requires_grad_(True)
-    value = loss(inputs[rows] @ theta, labels[rows])
-    (theta_grad,) = torch.autograd.grad(value, theta)
-    (embedding_grad,) = torch.autograd.grad(loss(embeddings, labels[rows]), embeddings)
-    return {"loss": value.detach(), "theta": theta_grad, "embeddings": embedding_grad}
+    return loss_and_gradients(_build_loss(CASES[index][0]), inputs, labels, _theta(), rows)
 
 
 def _all_cases_on_rank(rank: int, world_size: int) -> list[dict[str, torch.Tensor]]:
-    results = []
-    for index, (_, sizes, _) in enumerate(CASES):
-        start = sum(sizes[:rank])
-        results.append(_run(index, slice(start, start + sizes[rank])))
-    return results
+    return [_run(index, rank_rows(sizes, rank)) for index, (_, sizes, _) in enumerate(CASES)]
 
 
 @pytest.fixture(scope="module")
@@ -111,10 +101,4 @@ def per_rank_results() -> list[list[dict[str, torch.Tensor]]]:
 def test_gathered_loss_and_gradients_equal_single_process(per_rank_results, index: int) -> None:
     sizes = CASES[index][1]
     single = _run(index, slice(0, sum(sizes)))
-    ranks = [results[index] for results in per_rank_results]
-    world = len(ranks)
-    assert single["loss"] > 0
-    torch.testing.assert_close(sum(r["loss"] for r in ranks) / world, single["loss"])
-    torch.testing.assert_close(sum(r["theta"] for r in ranks) / world, single["theta"])
-    own_rows = torch.cat([r["embeddings"] for r in ranks]) / world
-    torch.testing.assert_close(own_rows, single["embeddings"])
+    assert_data_parallel_equivalence(single, [results[index] for results in per_rank_results])

@@ -10,7 +10,7 @@ import torch
 from datasets import Dataset
 from peft import LoraConfig
 from stage1_toy import tiny_text_setup, toy_dataset, toy_taxonomy
-from tiny_models import save_tiny_vit, tiny_bert_config
+from tiny_models import tiny_bert_config
 from transformers import AutoModel, BertModel, TrainingArguments, ViTConfig, ViTModel
 
 from hiercon import ContrastiveModel, ContrastiveTrainer
@@ -25,19 +25,14 @@ def text_setup(tmp_path_factory):
     return tiny_text_setup(tmp_path_factory.mktemp("tiny_bert"))
 
 
-@pytest.fixture(scope="module")
-def vit_path(tmp_path_factory):
-    return save_tiny_vit(tmp_path_factory.mktemp("tiny_vit"))
-
-
 def texts(tokenizer, items=("happy glad joy", "sad cry", "what why how maybe")):
     return dict(tokenizer(list(items), padding=True, return_tensors="pt"))
 
 
-def test_pooling_modes_and_auto_choice(text_setup, vit_path):
+def test_pooling_modes_and_auto_choice(text_setup, vit_dir):
     path, tokenizer = text_setup
     assert ContrastiveModel.from_encoder(path).pooling == "pooler"  # BERT's classifier reads the pooler
-    assert ContrastiveModel.from_encoder(vit_path).pooling == "cls"  # ViT's classifier reads [CLS]
+    assert ContrastiveModel.from_encoder(vit_dir).pooling == "cls"  # ViT's classifier reads [CLS]
     model = ContrastiveModel.from_encoder(path, pooling="mean", projection_dim=None).eval()
     batch = texts(tokenizer)
     with torch.no_grad():
@@ -91,9 +86,9 @@ def test_pooler_pooling_needs_a_pooler():
         ContrastiveModel.from_encoder(ViTModel(config, add_pooling_layer=False), pooling="pooler")
 
 
-def test_wrong_modality_is_refused(text_setup, vit_path):
+def test_wrong_modality_is_refused(text_setup, vit_dir):
     path, tokenizer = text_setup
-    vision = ContrastiveModel.from_encoder(vit_path)
+    vision = ContrastiveModel.from_encoder(vit_dir)
     with pytest.raises(ConfigError, match="vision encoder needs 'pixel_values'"):
         vision(**texts(tokenizer))
     text = ContrastiveModel.from_encoder(path)
@@ -101,10 +96,10 @@ def test_wrong_modality_is_refused(text_setup, vit_path):
         text(pixel_values=torch.zeros(1, 1, 28, 28))
 
 
-def test_vision_model_given_text_dataset_fails_before_training(tmp_path, text_setup, vit_path):
+def test_vision_model_given_text_dataset_fails_before_training(tmp_path, text_setup, vit_dir):
     _, tokenizer = text_setup
     trainer = ContrastiveTrainer(
-        model=ContrastiveModel.from_encoder(vit_path),
+        model=ContrastiveModel.from_encoder(vit_dir),
         args=TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True, max_steps=1),
         train_dataset=toy_dataset(tokenizer, toy_taxonomy(), count=8),
         loss=SupConLoss(),
@@ -258,7 +253,7 @@ def _image_dataset(count: int = 16) -> Dataset:
 
 
 @pytest.mark.parametrize("precision", [{}, {"bf16": True}])
-def test_vit_trains_on_two_augmented_views(tmp_path, vit_path, precision):
+def test_vit_trains_on_two_augmented_views(tmp_path, vit_dir, precision):
     seen = []
 
     class Spy(SupConLoss):
@@ -266,7 +261,7 @@ def test_vit_trains_on_two_augmented_views(tmp_path, vit_path, precision):
             seen.append((embeddings.shape, embeddings.dtype))
             return super().forward(embeddings, labels)
 
-    model = ContrastiveModel.from_encoder(vit_path, projection_dim=8)
+    model = ContrastiveModel.from_encoder(vit_dir, projection_dim=8)
     trainer = ContrastiveTrainer(
         model=model,
         args=TrainingArguments(

@@ -7,8 +7,8 @@ import pytest
 import torch
 from datasets import Dataset
 from peft import LoraConfig, PeftModel
-from tiny_models import save_tiny_bert, save_tiny_vit
-from transformers import AutoModel, AutoTokenizer, BertForSequenceClassification, TrainingArguments, pipeline
+from tiny_models import quick_args, save_tiny_vit
+from transformers import AutoModel, AutoTokenizer, BertForSequenceClassification, pipeline
 
 from hiercon import ClassifierTrainer, ContrastiveModel, LabelTaxonomy, build_classifier
 from hiercon.errors import ConfigError
@@ -21,11 +21,6 @@ TEXTS = [
     ("joy fun win", ["joy"]),
     ("rage ugh", ["anger"]),
 ]
-
-
-@pytest.fixture(scope="module")
-def bert_dir(tmp_path_factory):
-    return save_tiny_bert(tmp_path_factory.mktemp("bert"))
 
 
 @pytest.fixture(scope="module")
@@ -44,18 +39,7 @@ def data(tokenizer):
 
 
 def _args(folder, **overrides):
-    settings = dict(
-        output_dir=str(folder),
-        per_device_train_batch_size=4,
-        learning_rate=5e-2,
-        max_steps=2,
-        report_to="none",
-        use_cpu=True,
-        save_strategy="no",
-        disable_tqdm=True,
-    )
-    settings.update(overrides)
-    return TrainingArguments(**settings)
+    return quick_args(folder, **{"per_device_train_batch_size": 4, "learning_rate": 5e-2, "max_steps": 2, **overrides})
 
 
 def _sigmoid_scores(model, tokenizer, texts):

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset
-from transformers import AutoTokenizer, TrainingArguments
+from tiny_models import quick_args
+from transformers import AutoTokenizer
 
 from hiercon import ContrastiveModel, ContrastiveTrainer, LabelTaxonomy
 from hiercon.losses import SupConLoss
@@ -76,18 +77,14 @@ def test_stage1_on_minilm_improves_knn_macro_f1(tmp_path, shipped_data):
     untrained = _knn_macro_f1(model, train, held_out, tokenizer)
     trainer = ContrastiveTrainer(
         model=model,
-        args=TrainingArguments(
-            output_dir=str(tmp_path / "run"),
+        args=quick_args(
+            tmp_path / "run",
             per_device_train_batch_size=16,
             max_steps=STEPS,
             learning_rate=3e-4,
             warmup_steps=0.1,
             logging_steps=5,
-            save_strategy="no",
-            report_to="none",
-            use_cpu=True,
             seed=0,
-            disable_tqdm=True,
         ),
         train_dataset=train,
         loss=SupConLoss(positives="any"),

@@ -8,6 +8,7 @@ import pytest
 import torch
 from datasets import Dataset
 from stage1_toy import tiny_text_setup, toy_dataset, toy_taxonomy
+from tiny_models import quick_args
 from transformers import TrainingArguments
 
 from hiercon import ContrastiveModel, ContrastiveTrainer
@@ -19,20 +20,14 @@ from hiercon.training import make_stage1_compute_metrics
 
 def args(tmp_path, **overrides) -> TrainingArguments:
     settings = dict(
-        output_dir=str(tmp_path / "run"),
         per_device_train_batch_size=8,
         per_device_eval_batch_size=16,
         learning_rate=3e-3,
         num_train_epochs=1,
         logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
         seed=0,
-        disable_tqdm=True,
     )
-    settings.update(overrides)
-    return TrainingArguments(**settings)
+    return quick_args(tmp_path / "run", **{**settings, **overrides})
 
 
 @pytest.fixture(scope="module")

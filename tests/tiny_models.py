@@ -1,18 +1,28 @@
-"""Tiny text and vision encoders built from configs (no downloads), saved like Hub checkpoints."""
+"""Tiny text and vision encoders built from configs (no downloads), saved like Hub checkpoints, and
+TrainingArguments for a few quick CPU steps."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
-from transformers import BertConfig, BertModel, BertTokenizerFast, ViTConfig, ViTImageProcessor, ViTModel
+from transformers import (
+    BertConfig,
+    BertModel,
+    BertTokenizerFast,
+    TrainingArguments,
+    ViTConfig,
+    ViTImageProcessor,
+    ViTModel,
+)
 
-WORDS = (
-    "happy glad joy love great thanks awesome nice fun win "
-    "sad cry loss grief sorry miss alone hurt pain lost "
-    "angry mad hate annoying stupid rage awful worst bad ugh "
-    "what why how maybe think wonder curious question ok fine"
-).split()
+WORDS = [
+    "happy", "glad", "joy", "love", "great", "thanks", "awesome", "nice", "fun", "win",
+    "sad", "cry", "loss", "grief", "sorry", "miss", "alone", "hurt", "pain", "lost",
+    "angry", "mad", "hate", "annoying", "stupid", "rage", "awful", "worst", "bad", "ugh",
+    "what", "why", "how", "maybe", "think", "wonder", "curious", "question", "ok", "fine",
+]
 
 
 def write_tiny_tokenizer(folder: Path) -> BertTokenizerFast:
@@ -67,3 +77,14 @@ def save_tiny_vit(folder: Path, seed: int = 0, image_size: int = 28, num_channel
     )
     processor.save_pretrained(folder)
     return folder
+
+
+def quick_args(folder: str | Path, **settings: Any) -> TrainingArguments:
+    """TrainingArguments for a few CPU steps: no checkpoints, no reporting, no progress bars.
+
+    ``settings`` (batch size, learning rate, steps, ...) add to these or override them.
+    """
+    defaults: dict[str, Any] = dict(
+        output_dir=str(folder), report_to="none", use_cpu=True, save_strategy="no", disable_tqdm=True
+    )
+    return TrainingArguments(**{**defaults, **settings})

@@ -18,7 +18,8 @@ TESTS = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(TESTS))
 
 from stage1_toy import toy_dataset, toy_taxonomy  # noqa: E402
-from transformers import AutoTokenizer, TrainingArguments  # noqa: E402
+from tiny_models import quick_args  # noqa: E402
+from transformers import AutoTokenizer  # noqa: E402
 
 from hiercon import ContrastiveModel, ContrastiveTrainer  # noqa: E402
 from hiercon.losses import SupConLoss  # noqa: E402
@@ -41,17 +42,13 @@ def main(model_dir: str, output: str, per_device_batch: int) -> None:
     dataset = toy_dataset(tokenizer, toy_taxonomy(), count=16, seed=0)
     model = ContrastiveModel.from_encoder(model_dir, pooling="mean", projection_dim=8)
     loss = CountingSupCon(temperature=0.1)
-    args = TrainingArguments(
-        output_dir=str(Path(output).parent / "run"),
+    args = quick_args(
+        Path(output).parent / "run",
         per_device_train_batch_size=per_device_batch,
         max_steps=1,
         learning_rate=1e-2,
         logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
         seed=0,
-        disable_tqdm=True,
         ddp_backend="gloo" if "WORLD_SIZE" in os.environ else None,
     )
     trainer = ContrastiveTrainer(
