@@ -187,7 +187,7 @@ def table_row(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def report(results_dir: Path, quick: bool = False) -> str:
-    results = [r for r in read_results("goemotions_", results_dir) if r.get("quick", False) == quick]
+    results = [r for r in read_results("goemotions_", results_dir) if r.get("quick", False) == quick and r["metrics"]]
     rows = sorted((table_row(r) for r in results),
                   key=lambda row: (METHODS.index(row["method"].split()[0]), row["method"], row["lr"]))
     table = markdown_table(rows, MAIN_COLUMNS)
