@@ -43,6 +43,13 @@ class ModelArguments:
             "help": "With model_config: the processor to build, e.g. {class: ViTImageProcessor, size: ...}."
         },
     )
+    identity_pooler: bool = field(
+        default=False,
+        metadata={
+            "help": "Start the encoder's pooler layer (read by BERT-style classification heads) as the "
+            "identity, for checkpoints whose pooler was never trained (sentence-transformers models)."
+        },
+    )
     lora: bool = field(default=False, metadata={"help": "Train LoRA adapters instead of the full encoder."})
     lora_r: int = 8
     lora_alpha: int = 16

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 import transformers
 from datasets import Dataset
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer, PreTrainedModel
@@ -27,8 +28,26 @@ def resolve_encoder_path(name: str) -> str:
     return str(get_model_path())
 
 
+def set_identity_pooler(encoder: PreTrainedModel) -> None:
+    """Make the pooler's dense layer the identity, so that the pooled output is ``tanh([CLS] state)``."""
+    dense = getattr(getattr(encoder, "pooler", None), "dense", None)
+    if dense is None or dense.weight.shape[0] != dense.weight.shape[1]:
+        raise ConfigError(f"model.identity_pooler: {type(encoder).__name__} has no square pooler layer")
+    with torch.no_grad():
+        dense.weight.copy_(torch.eye(dense.weight.shape[0]))
+        dense.bias.zero_()
+
+
 def load_encoder(args: ModelArguments) -> PreTrainedModel:
-    """The encoder: pretrained weights, or a random initialisation from ``model_config``."""
+    """The encoder: pretrained weights, or a random initialisation from ``model_config``; with
+    ``identity_pooler``, its pooler starts as the identity."""
+    encoder = _load_encoder_weights(args)
+    if args.identity_pooler:
+        set_identity_pooler(encoder)
+    return encoder
+
+
+def _load_encoder_weights(args: ModelArguments) -> PreTrainedModel:
     if args.model_config is not None:
         settings = dict(args.model_config)
         model_type = settings.pop("model_type", None)
