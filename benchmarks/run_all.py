@@ -19,19 +19,22 @@ sys.path.insert(0, str(BENCH_DIR))
 
 from common import RESULTS_DIR  # noqa: E402
 
+PROBE = ["--stage2", "probe", "--lr", "2e-4"]
 GOEMOTIONS_RUNS: list[list[str]] = [
     ["--method", "bce", "--lr", "2e-4"],
     ["--method", "setfit", "--lr", "5e-5"],
     ["--method", "supcon", "--lr", "2e-4", "--temperature", "0.1"],
-    ["--method", "himulcone", "--lr", "2e-4", "--temperature", "0.1"],
-    ["--method", "bce", "--lr", "5e-5"],
-    ["--method", "supcon", "--lr", "5e-5", "--temperature", "0.1"],
-    ["--method", "supcon", "--lr", "2e-4", "--temperature", "0.05"],
-    ["--method", "jaccard", "--lr", "2e-4", "--temperature", "0.1"],
-    ["--method", "mulsupcon", "--lr", "2e-4", "--temperature", "0.1"],
-    ["--method", "reg", "--lr", "2e-4", "--temperature", "0.1"],
+    ["--method", "probe"],
+    ["--method", "supcon", *PROBE, "--temperature", "0.1"],
+    ["--method", "supcon", *PROBE, "--temperature", "0.05"],
+    ["--method", "supcon", "--stage2", "probe", "--lr", "5e-5", "--temperature", "0.1"],
+    ["--method", "himulcone", *PROBE, "--temperature", "0.1"],
+    *(["--method", method, *PROBE, "--temperature", "0.05"]
+      for method in ("himulcone", "jaccard", "mulsupcon", "reg", "clinfonce", "ranked")),
 ]
-FASHION_RUNS: list[list[str]] = [["--method", "ce"], ["--method", "supcon"], ["--method", "himulcone"]]
+FASHION_RUNS: list[list[str]] = [
+    ["--method", method, "--lr", lr] for method in ("ce", "supcon", "himulcone") for lr in ("1e-3", "3e-4")
+]
 
 
 def run(script: str, arguments: list[str]) -> None:
