@@ -310,3 +310,18 @@ def test_goemotions_label_names_encode_with_their_ancestors(shipped_data, bert_d
             | {f"sentiment:{name}" for name in row["sentiment"]}
         )
         assert set(taxonomy.decode(multi_hot)) == expected
+
+
+def test_predictions_follow_dataset_order_with_length_grouped_training(
+    bert_dir, taxonomy, tokenizer, tmp_path
+):
+    texts = ["happy", "sad cry grief sorry miss alone hurt", "mad", "love thanks awesome nice fun win great"]
+    data = Dataset.from_dict({"text": texts * 4, "labels": [["joy"]] * 16})
+    data = data.map(lambda batch: tokenizer(batch["text"]), batched=True)
+    classifier = _classifier(bert_dir, taxonomy).eval()
+    args = _args(tmp_path, per_device_eval_batch_size=2, train_sampling_strategy="group_by_length")
+    trainer = ClassifierTrainer(classifier, args, processing_class=tokenizer)
+    scores, _ = trainer.predict_scores(data)
+    with torch.no_grad():
+        one_by_one = [torch.sigmoid(classifier(**tokenizer(text, return_tensors="pt")).logits)[0] for text in data["text"]]
+    np.testing.assert_allclose(scores, torch.stack(one_by_one).numpy(), atol=1e-5)

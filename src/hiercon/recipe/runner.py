@@ -427,19 +427,11 @@ def run_stage2(
 # ---- evaluation ---------------------------------------------------------------------------------------
 
 
-def keep_prediction_order(trainer: Any) -> None:
-    """Predict in dataset order: a length-grouped sampling strategy also reorders evaluation batches,
-    which would pair scores with the wrong labels."""
-    if trainer.args.train_sampling_strategy == "group_by_length":
-        trainer.args.train_sampling_strategy = "random"
-
-
 def set_decision_thresholds(trainer: Any, prepared: Prepared) -> np.ndarray:
     """Per-label thresholds tuned on validation, or the fixed threshold, stored in the model config."""
     from hiercon.modeling.classifier import set_thresholds
     from hiercon.training.classifier_trainer import classifier_config
 
-    keep_prediction_order(trainer)
     stage2 = prepared.args.stage2
     if stage2.tune_thresholds:
         return np.asarray(trainer.tune_thresholds_on(prepared.stage_inputs["validation"]))

@@ -22,6 +22,7 @@ from hiercon.modeling.classifier import (
     set_stage2,
     set_thresholds,
 )
+from hiercon.training.evaluation_order import DatasetOrderEvaluation
 from hiercon.training.loss_parts import LossPartsMeter
 from hiercon.training.losses_stage2 import MultiLabelLoss, build_objective, taxonomy_edge_index
 from hiercon.training.thresholds import DEFAULT_GRID, tune_thresholds
@@ -143,7 +144,7 @@ def freeze_base_model(model: nn.Module) -> int:
     return frozen
 
 
-class ClassifierTrainer(Trainer):
+class ClassifierTrainer(DatasetOrderEvaluation, Trainer):
     """A ``transformers.Trainer`` for multi-label classifiers built by :func:`hiercon.build_classifier`.
 
     Args:

@@ -31,6 +31,7 @@ from hiercon.modeling.contrastive_model import ContrastiveModel
 from hiercon.modeling.views import ViewMaker, make_views, split_views
 from hiercon.training.callbacks import MomentumCallback
 from hiercon.training.collators import ContrastiveDataCollator
+from hiercon.training.evaluation_order import DatasetOrderEvaluation
 from hiercon.training.loss_parts import LossPartsMeter
 from hiercon.training.samplers import MultiLabelBatchSampler
 from hiercon.training.stage1_labels import LabelFeeder
@@ -39,7 +40,7 @@ TRAINING_ARGS_NAME = "training_args.bin"
 LOSS_STATE_NAME = "loss_state.safetensors"
 
 
-class ContrastiveTrainer(Trainer):
+class ContrastiveTrainer(DatasetOrderEvaluation, Trainer):
     """Trainer for stage 1 (contrastive representation learning).
 
     Args:
