@@ -21,8 +21,7 @@ from common import RESULTS_DIR  # noqa: E402
 
 PROBE = ["--stage2", "probe", "--lr", "2e-4"]
 GOEMOTIONS_RUNS: list[list[str]] = [
-    ["--method", "bce", "--lr", "2e-4"],
-    ["--method", "setfit", "--lr", "5e-5"],
+    *(["--method", baseline, "--lr", lr] for baseline in ("bce", "setfit") for lr in ("5e-5", "2e-4")),
     ["--method", "supcon", "--lr", "2e-4", "--temperature", "0.1"],
     ["--method", "probe"],
     ["--method", "supcon", *PROBE, "--temperature", "0.1"],
