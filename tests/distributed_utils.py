@@ -8,6 +8,10 @@ ordered by rank. ``fn`` must be importable (a module-level function of a test mo
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -75,3 +79,31 @@ def assert_data_parallel_equivalence(single: dict[str, torch.Tensor], ranks: lis
             torch.testing.assert_close(sum(r[key] for r in ranks) / world, single[key])
     own_rows = torch.cat([r["embeddings"] for r in ranks]) / world
     torch.testing.assert_close(own_rows, single["embeddings"])
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def torchrun_command(nproc: int = 2) -> list[str]:
+    """``python -m torch.distributed.run`` on loopback with a free port (CPU, gloo)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
+        "--master_addr", "127.0.0.1", "--master_port", str(port),
+    ]  # fmt: skip
+
+
+def run_script(command: list[str], cwd: Path | None = None, timeout: int = 300):
+    """Run a training script in a subprocess (offline, one thread, the checkout's ``src`` first)."""
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result

@@ -3,36 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from distributed_utils import run_script, torchrun_command
 from tiny_models import save_tiny_bert
 
 SCRIPT = Path(__file__).resolve().parent / "scripts" / "stage1_ddp.py"
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _run(command: list[str], output: Path) -> dict:
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "HF_HUB_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
-    }
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run_script(command)
     return json.loads(output.read_text())
 
 
@@ -43,17 +26,7 @@ def test_two_processes_match_one_process_on_the_first_step(tmp_path):
     single_out.parent.mkdir()
     ddp_out.parent.mkdir()
     single = _run([sys.executable, str(SCRIPT), str(model_dir), str(single_out), "8"], single_out)
-    torchrun = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_addr",
-        "127.0.0.1",
-        "--master_port",
-        str(_free_port()),
-    ]
+    torchrun = torchrun_command(2)
     ddp = _run([*torchrun, str(SCRIPT), str(model_dir), str(ddp_out), "4"], ddp_out)
 
     assert single["world_size"] == 1 and ddp["world_size"] == 2
