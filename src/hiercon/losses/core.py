@@ -191,7 +191,8 @@ def reduce_anchors(
             count = distributed.sum_across_processes(count) / distributed.world_size()
     else:
         count = torch.tensor(float(normalizer), device=losses.device, dtype=dtype)
-    return total / count.clamp_min(1e-12) if bool(count > 0) else total * 0.0
+    # No counted anchor: total is an exact 0 that still backpropagates (no host sync on count).
+    return total / count.clamp_min(1e-12)
 
 
 def contrastive_loss(
