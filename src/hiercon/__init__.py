@@ -12,6 +12,8 @@ __version__ = "0.1.0"
 # stays light (no transformers import until a model or trainer is needed).
 _EXPORTS: dict[str, str] = {
     "LabelTaxonomy": "hiercon.taxonomy",
+    "LabelSpace": "hiercon.taxonomy",
+    "LabelFormatError": "hiercon.errors",
     "ContrastiveModel": "hiercon.modeling",
     "ContrastiveTrainer": "hiercon.training",
     "ClassifierTrainer": "hiercon.training",
@@ -30,6 +32,8 @@ __all__ = [
     "ContrastiveModel",
     "ContrastiveTrainer",
     "HierconError",
+    "LabelFormatError",
+    "LabelSpace",
     "LabelTaxonomy",
     "LossInputError",
     "MultiLabelPredictor",
@@ -40,10 +44,17 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from hiercon.errors import ConfigError, HierconError, LossInputError, TaxonomyError, UnknownLabelError
+    from hiercon.errors import (
+        ConfigError,
+        HierconError,
+        LabelFormatError,
+        LossInputError,
+        TaxonomyError,
+        UnknownLabelError,
+    )
     from hiercon.inference import MultiLabelPredictor
     from hiercon.modeling import ContrastiveModel, build_classifier
-    from hiercon.taxonomy import LabelTaxonomy
+    from hiercon.taxonomy import LabelSpace, LabelTaxonomy
     from hiercon.training import ClassifierTrainer, ContrastiveTrainer
 
 __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

@@ -24,3 +24,8 @@ class LossInputError(HierconError):
 
 class ConfigError(HierconError):
     """A recipe configuration or dataset does not fit what the recipe needs."""
+
+
+class LabelFormatError(LossInputError, ConfigError):
+    """Labels in a format or shape that the label space does not accept (the same error from a loss, a
+    trainer and the recipe)."""

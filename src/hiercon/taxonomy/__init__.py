@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING
 
 from hiercon._lazy import lazy_exports
 from hiercon.taxonomy.graph import LabelTaxonomy
+from hiercon.taxonomy.label_space import LabelSpace
 
 _DATA_DRIVEN = ("HierarchicalClustering", "agglomerative_taxonomy", "cooccurrence_graph", "hierarchical_kmeans")
 
 __all__ = [
     "HierarchicalClustering",
+    "LabelSpace",
     "LabelTaxonomy",
     "agglomerative_taxonomy",
     "cooccurrence_graph",

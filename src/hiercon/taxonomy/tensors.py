@@ -98,23 +98,27 @@ class TensorsMixin:
         return main
 
     @cached_property
-    def leaf_paths(self) -> torch.Tensor:
-        """LongTensor ``[num_leaves, num_levels]``: the ids on each leaf's path, coarse to fine.
+    def node_paths(self) -> torch.Tensor:
+        """LongTensor ``[L, num_levels]``: the ids on each label's path, coarse to fine.
 
-        Column ``d`` holds the leaf's ancestor at depth ``d``; a leaf shallower than the deepest level repeats
-        its own id in the remaining columns. A DAG leaf follows, at each step up, its smallest-id parent
-        exactly one level higher (one always exists because depth is the longest path from a root).
+        Column ``d`` holds the label's ancestor at depth ``d``; a label shallower than the deepest level
+        repeats its own id in the remaining columns. A DAG label follows, at each step up, its smallest-id
+        parent exactly one level higher (one always exists because depth is the longest path from a root).
         """
-        leaves = np.flatnonzero(self._leaf_mask)
-        paths = np.repeat(leaves[:, None], self.num_levels, axis=1)
-        node, depth = leaves.copy(), self._depth[leaves].copy()
-        rows = np.arange(len(leaves))
+        labels = np.arange(len(self._labels))
+        paths = np.repeat(labels[:, None], self.num_levels, axis=1)
+        node, depth = labels.copy(), self._depth.copy()
         while (depth >= 0).any():
             alive = depth >= 0
-            paths[rows[alive], depth[alive]] = node[alive]
+            paths[labels[alive], depth[alive]] = node[alive]
             node = np.where(alive, self._main_parent[node], node)
             depth -= 1
         return torch.from_numpy(paths)
+
+    @cached_property
+    def leaf_paths(self) -> torch.Tensor:
+        """LongTensor ``[num_leaves, num_levels]``: :attr:`node_paths` of the leaves."""
+        return self.node_paths[self.leaf_ids]
 
     def level_ids(self, level: int) -> torch.Tensor:
         """LongTensor of the ids at depth ``level`` (negative levels count from the deepest)."""
