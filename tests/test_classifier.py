@@ -19,14 +19,8 @@ from transformers import (
 from hiercon import build_classifier
 from hiercon.errors import ConfigError
 from hiercon.modeling import ContrastiveModel
-from hiercon.modeling.classifier import (
-    load_classifier,
-    read_hiercon_config,
-    read_labels,
-    read_taxonomy,
-    set_thresholds,
-    write_hiercon_config,
-)
+from hiercon.modeling.classifier import load_classifier, read_labels, read_taxonomy, set_thresholds
+from hiercon.record import HierconRecord
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +57,10 @@ def test_image_classifier_copies_the_encoder(vit_dir):
     assert isinstance(classifier, ViTForImageClassification)
     pixels = {"pixel_values": torch.randn(2, 1, 28, 28)}
     torch.testing.assert_close(_hidden(classifier.base_model, pixels), _hidden(encoder, pixels))
-    record = read_hiercon_config(classifier.config)
-    assert record["taxonomy"] is None and record["label_space"] == "leaves"
-    assert record["stage1"]["head_pooling"] == "cls"
+    record = HierconRecord.from_config(classifier.config)
+    assert record.taxonomy is None and record.label_space == "leaves"
+    assert record.labels == ("shirt", "shoe", "bag") and record.thresholds == (0.5, 0.5, 0.5)
+    assert record.stage1["head_pooling"] == "cls"
 
 
 def test_config_contract_round_trips_through_save(bert_dir, taxonomy, tmp_path):
@@ -73,11 +68,11 @@ def test_config_contract_round_trips_through_save(bert_dir, taxonomy, tmp_path):
     set_thresholds(classifier.config, [0.2, 0.3, 0.4, 0.6])
     classifier.save_pretrained(tmp_path)
     config = AutoConfig.from_pretrained(tmp_path)
-    record = read_hiercon_config(config)
-    assert set(record) == {"taxonomy", "label_space", "thresholds", "stage1"}
-    assert record["label_space"] == "leaves"
-    assert record["thresholds"] == [0.2, 0.3, 0.4, 0.6]
-    assert record["stage1"]["loss"] == "supcon" and record["stage1"]["peft"] is None
+    assert set(config.hiercon) == {"taxonomy", "label_space", "thresholds", "stage1"}
+    record = HierconRecord.from_config(config)
+    assert record.label_space == "leaves"
+    assert record.thresholds == (0.2, 0.3, 0.4, 0.6)
+    assert record.stage1["loss"] == "supcon" and record.stage1["peft"] is None
     assert read_labels(config) == taxonomy.leaves
     assert read_taxonomy(config) == taxonomy
     reloaded = load_classifier(tmp_path)
@@ -89,7 +84,7 @@ def test_contrastive_model_with_mean_pooling_warns_and_records(bert_dir, taxonom
     stage1 = ContrastiveModel.from_encoder(str(bert_dir), pooling="mean", projection_dim=8)
     with pytest.warns(UserWarning, match="fine-tune the whole model"):
         classifier = build_classifier(stage1, taxonomy)
-    record = read_hiercon_config(classifier.config)["stage1"]
+    record = HierconRecord.from_config(classifier.config).stage1
     assert record["pooling"] == "mean" and record["head_pooling"] == "pooler" and record["pooling_mismatch"]
     torch.testing.assert_close(
         _hidden(classifier.base_model, text_batch), _hidden(stage1.encoder, text_batch)
@@ -102,7 +97,7 @@ def test_contrastive_model_saved_folder_with_cls_pooling(bert_dir, taxonomy, tmp
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         classifier = build_classifier(str(tmp_path), taxonomy)
-    record = read_hiercon_config(classifier.config)["stage1"]
+    record = HierconRecord.from_config(classifier.config).stage1
     assert record["pooling"] == "cls" and not record["pooling_mismatch"]
     assert record["base_model"] == str(bert_dir)
 
@@ -114,7 +109,7 @@ def test_lora_encoder_is_merged_or_kept(bert_dir, taxonomy, text_batch, merge):
     encoder = get_peft_model(AutoModel.from_pretrained(bert_dir), lora)
     reference = _hidden(encoder, text_batch)
     classifier = build_classifier(encoder, taxonomy, merge_adapter=merge)
-    record = read_hiercon_config(classifier.config)["stage1"]["peft"]
+    record = HierconRecord.from_config(classifier.config).stage1["peft"]
     assert record["adapter"] == ("merged" if merge else "kept")
     assert record["r"] == 4
     if merge:
@@ -133,7 +128,7 @@ def test_adapter_folder_is_loaded_and_merged(bert_dir, taxonomy, text_batch, tmp
     encoder = get_peft_model(AutoModel.from_pretrained(bert_dir), lora)
     encoder.save_pretrained(tmp_path)
     classifier = build_classifier(str(tmp_path), taxonomy)
-    assert read_hiercon_config(classifier.config)["stage1"]["peft"]["adapter"] == "merged"
+    assert HierconRecord.from_config(classifier.config).stage1["peft"]["adapter"] == "merged"
     torch.testing.assert_close(_hidden(classifier.base_model, text_batch), _hidden(encoder, text_batch))
 
 
@@ -152,13 +147,7 @@ def test_bad_arguments_are_refused(bert_dir, taxonomy):
     with pytest.raises(ConfigError, match="ContrastiveModel"):
         build_classifier(42, taxonomy)
     with pytest.raises(ConfigError, match="thresholds"):
-        write_hiercon_config(
-            AutoConfig.for_model("bert", id2label={0: "a"}),
-            taxonomy=None,
-            label_space="leaves",
-            thresholds=[0.5, 0.5],
-            stage1={},
-        )
+        HierconRecord(("a",), thresholds=[0.5, 0.5]).to_config(AutoConfig.for_model("bert", id2label={0: "a"}))
 
 
 def test_encoder_without_pooler_warns_that_the_pooler_is_new(bert_dir, taxonomy):
@@ -174,5 +163,5 @@ def test_stage1_adapter_merged_before_hand_off_is_recorded(bert_dir, taxonomy):
     stage1 = ContrastiveModel.from_encoder(str(bert_dir), pooling="cls", peft_config=lora)
     stage1.merge_adapter()
     classifier = build_classifier(stage1, taxonomy)
-    record = read_hiercon_config(classifier.config)["stage1"]["peft"]
+    record = HierconRecord.from_config(classifier.config).stage1["peft"]
     assert record["adapter"] == "merged" and record["r"] == 2

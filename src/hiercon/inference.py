@@ -16,7 +16,8 @@ import torch
 from transformers import AutoConfig, pipeline
 
 from hiercon.errors import ConfigError
-from hiercon.modeling.classifier import read_hiercon_config, read_labels, read_taxonomy
+from hiercon.record import HierconRecord
+from hiercon.taxonomy.label_space import LabelSpace
 
 TASK_BY_HEAD = {
     "ImageClassification": "image-classification",
@@ -52,14 +53,14 @@ class MultiLabelPredictor:
                 f"MultiLabelPredictor needs a multi-label classifier; problem_type is {config.problem_type!r}"
             )
         self.pipeline = classifier_pipeline
-        self.labels = read_labels(config)
+        record = HierconRecord.from_config(config)
+        self.labels = list(record.labels)
         self.label_to_id = {label: i for i, label in enumerate(self.labels)}
-        record = read_hiercon_config(config)
-        self.thresholds = np.asarray(record["thresholds"], dtype=np.float64)
-        self.label_space = record["label_space"]
-        self.taxonomy = read_taxonomy(config)
+        self.thresholds = np.asarray(record.thresholds, dtype=np.float64)
+        self.label_space = record.label_space
+        self.taxonomy = record.taxonomy
         self.consistent = consistent
-        self._ancestors = self._ancestor_matrix()
+        self.space = LabelSpace.for_names(self.labels, self.taxonomy)
 
     @classmethod
     def from_pretrained(
@@ -85,14 +86,7 @@ class MultiLabelPredictor:
     @property
     def is_hierarchical(self) -> bool:
         """Whether consistent decoding applies: a taxonomy and a classifier over all its nodes."""
-        return self.taxonomy is not None and self.label_space == "nodes"
-
-    def _ancestor_matrix(self) -> torch.Tensor | None:
-        if not self.is_hierarchical:
-            return None
-        if list(self.taxonomy.labels) != self.labels:
-            raise ConfigError("the stored taxonomy's nodes do not match the classifier's labels")
-        return self.taxonomy.ancestor_matrix.to(torch.float32)
+        return self.space.closes_ancestors
 
     # ---- scores ----
 
@@ -135,12 +129,11 @@ class MultiLabelPredictor:
         scores = np.asarray(scores, dtype=np.float64)
         if scores.ndim != 2 or scores.shape[1] != len(self.labels):
             raise ConfigError(f"scores must have shape [n, {len(self.labels)}], got {scores.shape}")
-        if consistent and self.is_hierarchical:
-            scores = self.taxonomy.make_consistent(torch.as_tensor(scores)).numpy()
+        if consistent:
+            scores = self.space.consistent(scores)
         picked = scores >= self.thresholds
-        if consistent and self.is_hierarchical:
-            # Row i of the ancestor matrix marks i and its ancestors: a picked label switches them all on.
-            picked = (torch.as_tensor(picked, dtype=torch.float32) @ self._ancestors).numpy() > 0
+        if consistent:
+            picked = self.space.close(picked.astype(np.float32)) > 0
         return scores, picked
 
     def __call__(

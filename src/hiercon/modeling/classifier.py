@@ -1,16 +1,9 @@
 """Stage 2: turn a stage-1 encoder into a plain ``AutoModelFor*Classification`` multi-label classifier.
 
 The classifier is a stock transformers model (loadable by ``pipeline`` without remote code). What
-hiercon adds lives in one JSON-safe dict on its config, ``config.hiercon``::
-
-    {"taxonomy": LabelTaxonomy.to_dict() or None, "label_space": "nodes" | "leaves",
-     "thresholds": [float per label id], "stage1": {"loss", "loss_config", "citation", "pooling",
-     "head_pooling", "pooling_mismatch", "base_model", "peft"},
-     "stage2": {"loss", "loss_config", "consistency_weight", "citation", "freeze_encoder", "peft"}}
-
-``stage2`` is written by :class:`~hiercon.training.ClassifierTrainer` and absent before stage 2.
-
-:func:`write_hiercon_config` and :func:`read_hiercon_config` are the only places that touch it.
+hiercon adds (taxonomy, label space, thresholds, stage-1 and stage-2 provenance) is a
+:class:`~hiercon.record.HierconRecord` stored in ``config.hiercon``; :func:`build_classifier`
+writes the first one, :class:`~hiercon.training.ClassifierTrainer` adds ``stage2`` and thresholds.
 """
 
 from __future__ import annotations
@@ -37,93 +30,22 @@ from transformers import (
 from hiercon.errors import ConfigError
 from hiercon.modeling.adapters import base_model_of, is_peft, weights_without_adapter
 from hiercon.modeling.pooling import resolve_pooling
+from hiercon.record import HierconRecord
+from hiercon.record import read_hiercon_config as read_hiercon_config
+from hiercon.record import read_labels as read_labels
+from hiercon.record import read_taxonomy as read_taxonomy
+from hiercon.record import set_stage2 as set_stage2
+from hiercon.record import set_thresholds as set_thresholds
 
 if TYPE_CHECKING:
     from peft import PeftConfig
 
     from hiercon.taxonomy import LabelTaxonomy
 
-HIERCON_CONFIG_KEY = "hiercon"
-LABEL_SPACES = ("nodes", "leaves")
 TASKS = ("auto", "text", "image")
 MULTI_LABEL = "multi_label_classification"
 _AUTO_CLASSES = {"text": AutoModelForSequenceClassification, "image": AutoModelForImageClassification}
 _CLS_TOKEN_MODES = frozenset({"cls", "pooler"})
-
-
-# ---- the config contract -------------------------------------------------------------------------
-
-
-def write_hiercon_config(
-    config: PretrainedConfig,
-    *,
-    taxonomy: LabelTaxonomy | Mapping[str, Any] | None,
-    label_space: str,
-    thresholds: Sequence[float],
-    stage1: Mapping[str, Any],
-    stage2: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Validate and store the hiercon dict on ``config`` (it round-trips through ``save_pretrained``).
-
-    ``stage2`` (optional) records how the classifier was trained (loss, penalty weight, probe or LoRA).
-    """
-    if label_space not in LABEL_SPACES:
-        raise ConfigError(f"label_space must be one of {LABEL_SPACES}, got {label_space!r}")
-    num_labels = len(config.id2label)
-    thresholds = [float(value) for value in thresholds]
-    if len(thresholds) != num_labels:
-        raise ConfigError(f"got {len(thresholds)} thresholds for {num_labels} labels")
-    if any(not 0.0 <= value <= 1.0 for value in thresholds):
-        raise ConfigError(f"thresholds must lie in [0, 1], got {thresholds}")
-    taxonomy_dict = taxonomy if taxonomy is None or isinstance(taxonomy, Mapping) else taxonomy.to_dict()
-    record = {
-        "taxonomy": copy.deepcopy(dict(taxonomy_dict)) if taxonomy_dict is not None else None,
-        "label_space": label_space,
-        "thresholds": thresholds,
-        "stage1": copy.deepcopy(dict(stage1)),
-    }
-    if stage2 is not None:
-        record["stage2"] = copy.deepcopy(dict(stage2))
-    setattr(config, HIERCON_CONFIG_KEY, record)
-    return record
-
-
-def read_hiercon_config(config: PretrainedConfig) -> dict[str, Any]:
-    """The hiercon dict of ``config`` (a copy). Models built without hiercon get flat-label defaults."""
-    record = getattr(config, HIERCON_CONFIG_KEY, None)
-    if record is None:
-        num_labels = len(getattr(config, "id2label", None) or {}) or config.num_labels
-        return {"taxonomy": None, "label_space": "leaves", "thresholds": [0.5] * num_labels, "stage1": {}}
-    if not isinstance(record, Mapping) or not {"label_space", "thresholds"} <= set(record):
-        raise ConfigError(f"config.{HIERCON_CONFIG_KEY} is malformed: {record!r}")
-    return copy.deepcopy(dict(record))
-
-
-def set_stage2(config: PretrainedConfig, stage2: Mapping[str, Any]) -> dict[str, Any]:
-    """Record how stage 2 trains the classifier in ``config.hiercon["stage2"]``."""
-    return write_hiercon_config(config, **{**read_hiercon_config(config), "stage2": stage2})
-
-
-def set_thresholds(config: PretrainedConfig, thresholds: Sequence[float]) -> list[float]:
-    """Store per-label decision thresholds in ``config.hiercon`` and return them."""
-    record = read_hiercon_config(config)
-    record["thresholds"] = list(thresholds)
-    return write_hiercon_config(config, **record)["thresholds"]
-
-
-def read_taxonomy(config: PretrainedConfig) -> LabelTaxonomy | None:
-    """The taxonomy stored in ``config.hiercon`` (None for a flat label list)."""
-    serialized = read_hiercon_config(config)["taxonomy"]
-    if serialized is None:
-        return None
-    from hiercon.taxonomy import LabelTaxonomy
-
-    return LabelTaxonomy.from_dict(serialized)
-
-
-def read_labels(config: PretrainedConfig) -> list[str]:
-    """The classifier's label names in id order."""
-    return [config.id2label[i] for i in range(len(config.id2label))]
 
 
 # ---- the encoder -----------------------------------------------------------------------------------
@@ -377,9 +299,7 @@ def build_classifier(
         **_pooling_record(base, provenance.get("pooling")),
         "peft": peft_record,
     }
-    write_hiercon_config(
-        classifier.config, taxonomy=taxonomy, label_space=space, thresholds=[0.5] * len(names), stage1=record
-    )
+    HierconRecord(tuple(names), taxonomy, space, stage1=record).to_config(classifier.config)
     if is_peft(encoder) and not merge_adapter:
         return _keep_adapter(classifier, encoder)
     return classifier
