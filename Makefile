@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint lint-imports bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: venv
 
 lint: venv
 	$(VENV)/bin/ruff check src tests recipes benchmarks
+
+# The layer and no-cycle contracts of [tool.importlinter] in pyproject.toml.
+lint-imports: venv
+	$(VENV)/bin/lint-imports
 
 bench: venv
 	$(PY) -m pip install -q -e ".[bench]"

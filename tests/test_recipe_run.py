@@ -11,9 +11,9 @@ from transformers import pipeline
 
 from hiercon.errors import ConfigError
 from hiercon.recipe import main
-from hiercon.recipe.baseline import matched_steps
 from hiercon.recipe.config import load_recipe
 from hiercon.recipe.runner import run_recipe
+from hiercon.recipe.stages import matched_steps
 
 fake_hub = hub_server.fake_hub
 

@@ -1,9 +1,28 @@
-"""peft (LoRA) wrappers seen from plain transformers: detecting them and reading the wrapped weights."""
+"""peft (LoRA) adapters: building a LoRA config, detecting a wrapped model, reading the weights under
+the wrapper, and merging the adapter back into a plain transformers model."""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from peft import LoraConfig
+
+
+def lora_config(
+    r: int = 8, alpha: int = 16, dropout: float = 0.0, target_modules: Sequence[str] | None = None
+) -> LoraConfig:
+    """A ``peft.LoraConfig`` of rank ``r``; ``target_modules`` None leaves peft's (or the wrapping
+    code's) default for the architecture."""
+    from peft import LoraConfig
+
+    targets = list(target_modules) if target_modules is not None else None
+    return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets)
 
 
 def is_peft(module: nn.Module) -> bool:
@@ -34,3 +53,10 @@ def weights_without_adapter(base: nn.Module) -> dict[str, torch.Tensor]:
             continue
         plain[key.replace(".base_layer.", ".").replace(".original_module.", ".")] = tensor
     return plain
+
+
+def merge_lora(model: nn.Module) -> nn.Module:
+    """A plain transformers model: the peft adapter merged into a copy of the weights (others unchanged)."""
+    if not is_peft(model):
+        return model
+    return copy.deepcopy(model).merge_and_unload()

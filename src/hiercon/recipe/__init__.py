@@ -1,4 +1,5 @@
-"""The two-stage recipe: arguments, configuration, data loading, the runner and the baseline.
+"""The two-stage recipe: arguments and configuration, data loading, preparation, the stages (with the
+BCE baseline), the work folder, scoring, publishing, and the runner that ties them together.
 
 ``python recipes/two_stage.py configs/goemotions_demo.yaml --stage1.max_steps 100`` and
 ``hiercon train configs/goemotions_demo.yaml --stage1.max_steps 100`` both call :func:`main`.
@@ -40,7 +41,9 @@ def main(argv: Sequence[str] | None = None, stages: str = "all", prog: str = "tw
 
 
 def _run(arguments, stages: str) -> int:
-    from hiercon.recipe.runner import is_main_process, run_recipe, run_stage1_only, summary_text
+    from hiercon.recipe.processes import is_main_process
+    from hiercon.recipe.publish import summary_text
+    from hiercon.recipe.runner import require_stage1, run_recipe, run_stage1_only
 
     if stages == "stage1":
         folder = run_stage1_only(arguments)
@@ -48,8 +51,6 @@ def _run(arguments, stages: str) -> int:
             print(f"Stage-1 model: {folder}")
         return 0
     if stages == "stage2":
-        from hiercon.recipe.runner import require_stage1
-
         require_stage1(arguments)
     result = run_recipe(arguments)
     if is_main_process():

@@ -1,20 +1,117 @@
 """The recipe's arguments: five dataclasses, one per section of a recipe YAML file.
 
 A recipe file has the sections ``model``, ``data``, ``stage1``, ``stage2`` and ``output``; each
-maps onto one dataclass below. :mod:`hiercon.recipe.config` reads the file, applies command-line
-overrides and checks every value before anything runs.
+maps onto one dataclass below, which declares hiercon's own keys and checks their ranges in
+``__post_init__``. Training settings are ``transformers.TrainingArguments`` fields, passed through
+unchanged: a stage section keeps them in its ``training_args`` mapping (``stage1.learning_rate`` in
+a file or on the command line lands there), and ``output.training_args`` holds the ones both
+stages share. :mod:`hiercon.recipe.config` reads the file, applies command-line overrides, types
+every value and builds these dataclasses.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
+
+from hiercon.errors import ConfigError
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 
 LabelFormat = Literal["names", "ids", "multi_hot", "paths"]
 LabelSpace = Literal["nodes", "leaves"]
 Stage2Mode = Literal["linear_probe", "full"]
+Sampler = Literal["multilabel", "random"]
+
+
+@functools.cache
+def training_argument_defaults() -> dict[str, Any]:
+    """Every ``transformers.TrainingArguments`` field a caller may set, with its default."""
+    from transformers import TrainingArguments
+
+    defaults = {}
+    for item in dataclasses.fields(TrainingArguments):
+        if not item.init:
+            continue
+        if item.default is not dataclasses.MISSING:
+            defaults[item.name] = item.default
+        elif item.default_factory is not dataclasses.MISSING:
+            defaults[item.name] = item.default_factory()
+        else:
+            defaults[item.name] = None
+    return defaults
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+class TrainingSection:
+    """A section that carries ``transformers.TrainingArguments`` values in its ``training_args``.
+
+    ``TRAINING_DEFAULTS`` are the recipe's own defaults for some of those fields (where they differ
+    from transformers', or pin a default the recipe relies on); they are the keys a recipe file
+    shows for the section. A ``TrainingArguments`` field reads as an attribute (``stage1.max_steps``:
+    ``training_args``, else ``TRAINING_DEFAULTS``, else transformers' default) and setting one
+    writes it into ``training_args``.
+    """
+
+    SECTION: ClassVar[str]
+    TRAINING_DEFAULTS: ClassVar[dict[str, Any]] = {}
+
+    training_args: dict[str, Any]
+
+    @classmethod
+    def own_keys(cls) -> list[str]:
+        return [item.name for item in dataclasses.fields(cls)]  # type: ignore[arg-type]
+
+    def training_values(self) -> dict[str, Any]:
+        """The ``TrainingArguments`` values this section sets: its defaults, then ``training_args``."""
+        return {**self.TRAINING_DEFAULTS, **self.__dict__.get("training_args", {})}
+
+    def settings(self) -> dict[str, Any]:
+        """The section as one flat mapping: its own keys and its training values."""
+        own = {name: getattr(self, name) for name in self.own_keys() if name != "training_args"}
+        return {**own, **self.training_values()}
+
+    def __getattr__(self, name: str) -> Any:
+        defaults = training_argument_defaults()
+        if name.startswith("_") or name not in defaults:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return self.training_values().get(name, defaults[name])
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in self.own_keys() and name in training_argument_defaults():
+            object.__setattr__(self, "training_args", {**self.training_args, name: value})
+        else:
+            object.__setattr__(self, name, value)
+
+    def _check_training_args(self) -> None:
+        _require(
+            isinstance(self.training_args, dict),
+            f"{self.SECTION}.training_args must be a mapping, got {self.training_args!r}",
+        )
+
+
+class StageSection(TrainingSection):
+    """Checks shared by both stages."""
+
+    def _check_schedule(self) -> None:
+        section = self.SECTION
+        _require(
+            self.learning_rate > 0, f"{section}.learning_rate must be positive, got {self.learning_rate}"
+        )
+        _require(
+            self.per_device_train_batch_size > 0,
+            f"{section}.per_device_train_batch_size must be positive, got {self.per_device_train_batch_size}",
+        )
+        _require(
+            self.max_steps > 0 or self.num_train_epochs > 0,
+            f"{section} needs max_steps > 0 or num_train_epochs > 0",
+        )
 
 
 @dataclass
@@ -55,6 +152,22 @@ class ModelArguments:
     lora_alpha: int = 16
     lora_dropout: float = 0.05
     lora_target_modules: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        _require(self.max_length > 0, f"model.max_length must be positive, got {self.max_length}")
+        _require(
+            self.projection_dim is None or self.projection_dim > 0,
+            f"model.projection_dim must be positive or null, got {self.projection_dim}",
+        )
+        for name in ("model_config", "processor_config"):
+            value = getattr(self, name)
+            _require(
+                value is None or isinstance(value, dict), f"model.{name} must be a mapping, got {value!r}"
+            )
+        _require(self.lora_r > 0, f"model.lora_r must be positive, got {self.lora_r}")
+        _require(
+            0.0 <= self.lora_dropout < 1.0, f"model.lora_dropout must be in [0, 1), got {self.lora_dropout}"
+        )
 
 
 @dataclass
@@ -99,10 +212,47 @@ class DataArguments:
     max_test_samples: int | None = None
     preprocessing_num_workers: int | None = None
 
+    def __post_init__(self) -> None:
+        _require(
+            (self.text_column is None) != (self.image_column is None),
+            "set exactly one of data.text_column and data.image_column (the other to null)",
+        )
+        _require(len(self.label_columns) > 0, "data.label_columns must name at least one column")
+        _require(
+            self.data_files is None or isinstance(self.data_files, dict),
+            f"data.data_files must be a mapping of split names to files, got {self.data_files!r}",
+        )
+        _require(
+            0.0 < self.validation_fraction < 1.0,
+            f"data.validation_fraction must be in (0, 1), got {self.validation_fraction}",
+        )
+        for name in ("max_train_samples", "max_eval_samples", "max_test_samples"):
+            value = getattr(self, name)
+            _require(value is None or value > 0, f"data.{name} must be positive or null, got {value}")
+        _require(
+            self.label_template is None or "{}" in self.label_template,
+            f"data.label_template must contain '{{}}', got {self.label_template!r}",
+        )
+
 
 @dataclass
-class Stage1Arguments:
+class Stage1Arguments(StageSection):
     """Contrastive training of the encoder (skipped with ``skip: true``)."""
+
+    SECTION: ClassVar[str] = "stage1"
+    TRAINING_DEFAULTS: ClassVar[dict[str, Any]] = {
+        "num_train_epochs": 1.0,
+        "max_steps": -1,
+        "per_device_train_batch_size": 32,
+        "gradient_accumulation_steps": 1,
+        "learning_rate": 5e-5,
+        "weight_decay": 0.0,
+        "warmup_steps": 0.0,
+        "lr_scheduler_type": "linear",
+        "logging_steps": 10,
+        "save_steps": 100,
+        "save_total_limit": 2,
+    }
 
     skip: bool = False
     loss: str = field(
@@ -110,60 +260,85 @@ class Stage1Arguments:
     )
     loss_kwargs: dict[str, Any] = field(default_factory=dict)
     temperature: float = 0.1
-    num_train_epochs: float = 1.0
-    max_steps: int = -1
-    per_device_train_batch_size: int = 32
-    gradient_accumulation_steps: int = 1
-    learning_rate: float = 5e-5
-    weight_decay: float = 0.0
-    warmup_steps: float = 0.0
-    lr_scheduler_type: str = "linear"
     num_views: int = field(
         default=1, metadata={"help": "Views per example (dropout noise gives text views)."}
     )
-    sampler: str = field(
+    sampler: Sampler = field(
         default="multilabel", metadata={"help": "'multilabel' (label-aware batches) or 'random'."}
     )
-    logging_steps: int = 10
-    save_steps: int = 100
-    save_total_limit: int | None = 2
     training_args: dict[str, Any] = field(
-        default_factory=dict, metadata={"help": "Further transformers.TrainingArguments for this stage."}
+        default_factory=dict, metadata={"help": "transformers.TrainingArguments of this stage."}
     )
+
+    def __post_init__(self) -> None:
+        self._check_training_args()
+        _require(
+            isinstance(self.loss_kwargs, dict),
+            f"stage1.loss_kwargs must be a mapping, got {self.loss_kwargs!r}",
+        )
+        _require(self.temperature > 0, f"stage1.temperature must be positive, got {self.temperature}")
+        _require(self.num_views >= 1, f"stage1.num_views must be at least 1, got {self.num_views}")
+        self._check_schedule()
 
 
 @dataclass
-class Stage2Arguments:
+class Stage2Arguments(StageSection):
     """The classification head (and optionally the encoder) trained with BCE on the taxonomy's labels."""
+
+    SECTION: ClassVar[str] = "stage2"
+    TRAINING_DEFAULTS: ClassVar[dict[str, Any]] = {
+        "num_train_epochs": 3.0,
+        "max_steps": -1,
+        "per_device_train_batch_size": 32,
+        "per_device_eval_batch_size": 64,
+        "gradient_accumulation_steps": 1,
+        "learning_rate": 5e-5,
+        "weight_decay": 0.0,
+        "warmup_steps": 0.0,
+        "lr_scheduler_type": "linear",
+        "logging_steps": 10,
+        "save_steps": 100,
+        "save_total_limit": 2,
+    }
 
     mode: Stage2Mode = "full"
     label_space: LabelSpace = "nodes"
-    num_train_epochs: float = 3.0
-    max_steps: int = -1
-    per_device_train_batch_size: int = 32
-    per_device_eval_batch_size: int = 64
-    gradient_accumulation_steps: int = 1
-    learning_rate: float = 5e-5
     head_learning_rate: float | None = field(
         default=None, metadata={"help": "Learning rate of the classification head; null: learning_rate."}
     )
-    weight_decay: float = 0.0
-    warmup_steps: float = 0.0
-    lr_scheduler_type: str = "linear"
     consistency_weight: float = field(
         default=0.0, metadata={"help": "Weight of the penalty on children scoring above their parents."}
     )
     tune_thresholds: bool = field(default=True, metadata={"help": "Pick per-label thresholds on validation."})
     threshold: float = field(default=0.5, metadata={"help": "Decision threshold when not tuning."})
-    logging_steps: int = 10
-    save_steps: int = 100
-    save_total_limit: int | None = 2
-    training_args: dict[str, Any] = field(default_factory=dict)
+    training_args: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "transformers.TrainingArguments of this stage."}
+    )
+
+    def __post_init__(self) -> None:
+        self._check_training_args()
+        _require(
+            self.head_learning_rate is None or self.head_learning_rate > 0,
+            f"stage2.head_learning_rate must be positive or null, got {self.head_learning_rate}",
+        )
+        _require(0.0 < self.threshold < 1.0, f"stage2.threshold must be in (0, 1), got {self.threshold}")
+        _require(
+            self.consistency_weight >= 0,
+            f"stage2.consistency_weight must be >= 0, got {self.consistency_weight}",
+        )
+        self._check_schedule()
 
 
 @dataclass
-class OutputArguments:
-    """Where the results go, what is compared and published."""
+class OutputArguments(TrainingSection):
+    """Where the results go, what is compared and published; ``training_args`` apply to both stages."""
+
+    SECTION: ClassVar[str] = "output"
+    TRAINING_DEFAULTS: ClassVar[dict[str, Any]] = {
+        "report_to": "none",
+        "dataloader_num_workers": 0,
+        "use_cpu": False,
+    }
 
     output_dir: str = "outputs/hiercon-model"
     work_dir: str | None = field(
@@ -184,9 +359,20 @@ class OutputArguments:
     push_to_hub: bool = False
     hub_model_id: str | None = None
     hub_private: bool = False
-    report_to: str = "none"
-    dataloader_num_workers: int = 0
-    use_cpu: bool = False
+    training_args: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "transformers.TrainingArguments shared by both stages."}
+    )
+
+    def __post_init__(self) -> None:
+        self._check_training_args()
+        _require(
+            self.baseline_learning_rate is None or self.baseline_learning_rate > 0,
+            f"output.baseline_learning_rate must be positive or null, got {self.baseline_learning_rate}",
+        )
+        _require(
+            not self.push_to_hub or bool(self.hub_model_id),
+            "output.push_to_hub is true but output.hub_model_id is not set",
+        )
 
 
 SECTIONS: dict[str, type] = {
@@ -196,6 +382,18 @@ SECTIONS: dict[str, type] = {
     "stage2": Stage2Arguments,
     "output": OutputArguments,
 }
+
+
+def section_keys(section: str) -> list[str]:
+    """The keys a recipe file shows for ``section``: its own, then its training defaults."""
+    cls = SECTIONS[section]
+    own = [item.name for item in dataclasses.fields(cls)]
+    return own + [key for key in getattr(cls, "TRAINING_DEFAULTS", {}) if key not in own]
+
+
+def takes_training_arguments(section: str) -> bool:
+    """Whether ``section`` passes further ``TrainingArguments`` fields through."""
+    return issubclass(SECTIONS[section], TrainingSection)
 
 
 @dataclass
@@ -210,6 +408,13 @@ class RecipeArguments:
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Plain nested dict (the same shape as a recipe YAML file)."""
-        from dataclasses import asdict
+        return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
 
-        return {name: asdict(getattr(self, name)) for name in SECTIONS}
+    def settings(self) -> dict[str, dict[str, Any]]:
+        """Each section as one flat mapping (training values beside the section's own keys)."""
+        sections = self.to_dict()
+        for name in SECTIONS:
+            section = getattr(self, name)
+            if isinstance(section, TrainingSection):
+                sections[name] = section.settings()
+        return sections

@@ -5,11 +5,14 @@ see :mod:`hiercon.recipe.arguments`). Overrides name a section and a key, in eit
 
     --stage1.learning_rate 1e-4        --stage1.learning_rate=1e-4        stage1.learning_rate=1e-4
 
-A key that exists in one section only may drop the section (``--seed 3``). Values are read as YAML
-(``true``, ``[a, b]``, ``{margin: 0.5}``). Each section is built with
-:class:`transformers.HfArgumentParser` after every key and value has been checked here, so a bad
-configuration fails with a :class:`~hiercon.errors.ConfigError` that names the key, the closest
-valid key, the missing file or the bad value.
+A key that a recipe file shows in one section only may drop the section (``--seed 3``). Values
+are read as YAML (``true``, ``[a, b]``, ``{margin: 0.5}``). A key of ``stage1``, ``stage2`` or
+``output`` that is not hiercon's own but a ``transformers.TrainingArguments`` field goes to that
+section's ``training_args`` (``output``: both stages). :class:`transformers.HfArgumentParser` types
+every value from its dataclass field (hiercon's sections, or ``TrainingArguments``), and the
+sections check their ranges as they are built, so a bad configuration fails with a
+:class:`~hiercon.errors.ConfigError` that names the key, the closest valid key, the missing file or
+the bad value.
 
 Relative input paths written in a recipe file (data files, taxonomy, encoder folder) are read
 from the file's folder when they exist there, else from the current directory; paths given on the
@@ -18,22 +21,33 @@ command line, and ``output_dir``, are relative to the current directory.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
+import functools
 import types
-import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
-from transformers import HfArgumentParser
+from transformers import HfArgumentParser, TrainingArguments
+from transformers.hf_argparser import string_to_bool
 
 from hiercon.errors import ConfigError
-from hiercon.recipe.arguments import SECTIONS, RecipeArguments
+from hiercon.recipe.arguments import (
+    SECTIONS,
+    RecipeArguments,
+    section_keys,
+    takes_training_arguments,
+    training_argument_defaults,
+)
 
 DATA_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet", ".arrow", ".txt")
 COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zip")
+
+
+RESERVED_TRAINING_KEYS = {"output_dir": "output.work_dir"}
 
 
 def closest(name: str, candidates: Sequence[str]) -> str | None:
@@ -42,16 +56,15 @@ def closest(name: str, candidates: Sequence[str]) -> str | None:
     return matches[0] if matches else None
 
 
-def unknown_key_error(key: str, candidates: Sequence[str], where: str) -> ConfigError:
-    suggestion = closest(key, candidates)
+def unknown_key_error(
+    key: str, candidates: Sequence[str], where: str, more: Sequence[str] = ()
+) -> ConfigError:
+    """An error naming ``key`` and the closest of ``candidates`` (else of ``more``, else the valid keys)."""
+    suggestion = closest(key, candidates) or closest(key, more)
     hint = (
         f"; did you mean {suggestion!r}?" if suggestion else f"; valid keys: {', '.join(sorted(candidates))}"
     )
     return ConfigError(f"unknown key {key!r} in {where}{hint}")
-
-
-def field_names(section: str) -> list[str]:
-    return [f.name for f in dataclasses.fields(SECTIONS[section])]
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -101,23 +114,34 @@ def parse_overrides(overrides: Sequence[str]) -> list[tuple[str, str]]:
     return pairs
 
 
+def check_key(section: str, key: str) -> None:
+    """Refuse a key that ``section`` neither declares nor passes to ``TrainingArguments``."""
+    if key in section_keys(section):
+        return
+    if takes_training_arguments(section) and key in training_argument_defaults():
+        if key in RESERVED_TRAINING_KEYS:
+            raise ConfigError(f"{section}.{key} is set by the recipe; use {RESERVED_TRAINING_KEYS[key]}")
+        return
+    more = list(training_argument_defaults()) if takes_training_arguments(section) else []
+    raise unknown_key_error(key, section_keys(section), f"section {section!r}", more)
+
+
 def locate_key(dotted_key: str) -> tuple[str, str]:
-    """``(section, key)`` for ``section.key`` or for a key that only one section has."""
+    """``(section, key)`` for ``section.key`` or for a key that a recipe file shows in one section only."""
     if "." in dotted_key:
         section, key = dotted_key.split(".", 1)
         if section not in SECTIONS:
             raise unknown_key_error(section, list(SECTIONS), "the recipe sections")
-        if key not in field_names(section):
-            raise unknown_key_error(key, field_names(section), f"section {section!r}")
+        check_key(section, key)
         return section, key
-    owners = [section for section in SECTIONS if dotted_key in field_names(section)]
+    owners = [section for section in SECTIONS if dotted_key in section_keys(section)]
     if len(owners) == 1:
         return owners[0], dotted_key
     if len(owners) > 1:
         raise ConfigError(
             f"key {dotted_key!r} exists in several sections ({', '.join(owners)}); write e.g. {owners[0]}.{dotted_key}"
         )
-    every_key = [f"{section}.{name}" for section in SECTIONS for name in field_names(section)]
+    every_key = [f"{section}.{name}" for section in SECTIONS for name in section_keys(section)]
     raise unknown_key_error(dotted_key, every_key, "any section")
 
 
@@ -132,8 +156,7 @@ def merge_config(content: dict[str, Any], overrides: Sequence[str]) -> dict[str,
         if not isinstance(values, dict):
             raise ConfigError(f"section {section!r} must be a mapping of keys to values, got {values!r}")
         for key, value in values.items():
-            if key not in field_names(section):
-                raise unknown_key_error(str(key), field_names(section), f"section {section!r}")
+            check_key(section, str(key))
             merged[section][key] = value
     for dotted_key, raw_value in parse_overrides(overrides):
         section, key = locate_key(dotted_key)
@@ -141,89 +164,86 @@ def merge_config(content: dict[str, Any], overrides: Sequence[str]) -> dict[str,
     return merged
 
 
-def _bad_value(where: str, value: Any, expected: str) -> ConfigError:
-    return ConfigError(f"{where} must be {expected}, got {value!r}")
+# ---- typing the values -----------------------------------------------------------------------------------
 
 
-def coerce(value: Any, hint: Any, where: str) -> Any:
-    """``value`` converted to the type ``hint`` (YAML and command-line spellings accepted)."""
-    origin = typing.get_origin(hint)
-    arguments = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in arguments:
-            return None
-        options = [argument for argument in arguments if argument is not type(None)]
-        errors = []
-        for option in options:
-            try:
-                return coerce(value, option, where)
-            except ConfigError as error:
-                errors.append(str(error))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{where} has an unusable value {value!r}")
-    if origin is typing.Literal:
-        if value in arguments:
-            return value
-        suggestion = closest(str(value), [str(argument) for argument in arguments])
-        hint_text = f"; did you mean {suggestion!r}?" if suggestion else ""
-        choices = ", ".join(map(repr, arguments))
-        raise ConfigError(f"{where} must be one of {choices}, got {value!r}{hint_text}")
-    if origin is list:
-        items = value if isinstance(value, (list, tuple)) else [value]
-        item_hint = arguments[0] if arguments else Any
-        return [coerce(item, item_hint, f"{where}[{index}]") for index, item in enumerate(items)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise _bad_value(where, value, "a mapping")
-        return dict(value)
-    return _coerce_scalar(value, hint, where)
+@functools.cache
+def argument_parser(cls: type) -> HfArgumentParser:
+    """The ``HfArgumentParser`` of one dataclass, raising instead of exiting on a bad value."""
+    return HfArgumentParser(cls, exit_on_error=False)
 
 
-def _coerce_scalar(value: Any, hint: Any, where: str) -> Any:
-    if hint is Any:
-        return value
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in {"true", "yes", "1", "false", "no", "0"}:
-            return value.lower() in {"true", "yes", "1"}
-        raise _bad_value(where, value, "true or false")
-    if hint is int:
-        if isinstance(value, bool):
-            raise _bad_value(where, value, "an integer")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                pass
-        raise _bad_value(where, value, "an integer")
-    if hint is float:
-        if isinstance(value, bool):
-            raise _bad_value(where, value, "a number")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise _bad_value(where, value, "a number")
-    if hint is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise _bad_value(where, value, "a string")
-    return value
+def _as_text(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _reads_text(action: argparse.Action) -> bool:
+    """Whether the parser turns text into this field's type (dict fields are taken as written)."""
+    return callable(action.type) and not isinstance(action.type, types.GenericAlias)
+
+
+def _expected(action: argparse.Action) -> str:
+    if action.choices:
+        return "one of " + ", ".join(repr(choice) for choice in action.choices)
+    names = {string_to_bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    return names.get(action.type, f"a {getattr(action.type, '__name__', 'valid')} value")
+
+
+def typed_values(cls: type, values: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``values`` typed by the fields of dataclass ``cls`` through its ``HfArgumentParser``.
+
+    Text and numbers (a recipe file's ``3e-5``, a command line's ``true``) are parsed as the parser
+    parses command-line arguments; mappings, lists of non-list fields and nulls are taken as written.
+    """
+    parser = argument_parser(cls)
+    actions = {
+        action.dest: action for action in parser._actions if f"--{action.dest}" in action.option_strings
+    }
+    tokens: list[str] = []
+    parsed: list[str] = []
+    for key, value in values.items():
+        action = actions[key]
+        if not _reads_text(action):
+            continue
+        if isinstance(value, (str, int, float, bool)):
+            tokens.append(f"--{key}={_as_text(value)}")
+        elif isinstance(value, list) and action.nargs == "+" and value:
+            tokens += [f"--{key}", *map(_as_text, value)]
+        else:
+            continue
+        parsed.append(key)
+    try:
+        namespace, _ = parser.parse_known_args(tokens)
+    except argparse.ArgumentError as error:
+        key = (error.argument_name or "").split("/")[0].lstrip("-")
+        action = actions[key]
+        value = values[key]
+        suggestion = closest(str(value), [str(choice) for choice in action.choices or ()])
+        hint = f"; did you mean {suggestion!r}?" if suggestion else ""
+        raise ConfigError(f"{where}.{key} must be {_expected(action)}, got {value!r}{hint}") from None
+    return {key: getattr(namespace, key) if key in parsed else value for key, value in values.items()}
 
 
 def build_section(section: str, values: dict[str, Any]) -> Any:
-    """One section's dataclass, values typed and the instance made by ``HfArgumentParser``."""
+    """One section's dataclass from its checked keys: hiercon's own keys typed by the section's
+    fields, the others typed by ``TrainingArguments`` and kept in ``training_args``."""
     cls = SECTIONS[section]
-    hints = typing.get_type_hints(cls)
-    typed = {key: coerce(value, hints[key], f"{section}.{key}") for key, value in values.items()}
-    (instance,) = HfArgumentParser(cls).parse_dict(typed)
+    own_keys = {item.name for item in dataclasses.fields(cls)}
+    own = typed_values(cls, {key: value for key, value in values.items() if key in own_keys}, section)
+    if takes_training_arguments(section):
+        given = own.get("training_args") or {}
+        if not isinstance(given, dict):
+            raise ConfigError(f"{section}.training_args must be a mapping, got {given!r}")
+        for key in given:
+            if key not in training_argument_defaults() or key in RESERVED_TRAINING_KEYS:
+                raise unknown_key_error(
+                    str(key),
+                    list(training_argument_defaults()),
+                    f"{section}.training_args (TrainingArguments)",
+                )
+        passed = {**given, **{key: value for key, value in values.items() if key not in own_keys}}
+        own["training_args"] = typed_values(TrainingArguments, passed, section)
+    (instance,) = argument_parser(cls).parse_dict(own)
     return instance
 
 
@@ -235,7 +255,7 @@ def load_recipe(path: str | Path | None, overrides: Sequence[str] = ()) -> Recip
     merged = merge_config(content, overrides)
     arguments = RecipeArguments(**{section: build_section(section, merged[section]) for section in SECTIONS})
     resolve_paths(arguments)
-    check_values(arguments)
+    check_run(arguments)
     return arguments
 
 
@@ -313,75 +333,13 @@ def resolve_paths(arguments: RecipeArguments) -> None:
         raise ConfigError(f"model.model_name_or_path {arguments.model.model_name_or_path!r} does not exist")
 
 
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
-
-
-def check_values(arguments: RecipeArguments) -> None:
-    """Cross-field and range checks that need no data."""
-    data, stage1, stage2, output = arguments.data, arguments.stage1, arguments.stage2, arguments.output
-    _require(data.dataset is not None or bool(data.data_files), "data.dataset or data.data_files must be set")
-    _require(
-        (data.text_column is None) != (data.image_column is None),
-        "set exactly one of data.text_column and data.image_column (the other to null)",
-    )
-    _require(len(data.label_columns) > 0, "data.label_columns must name at least one column")
-    _require(
-        0.0 < data.validation_fraction < 1.0,
-        f"data.validation_fraction must be in (0, 1), got {data.validation_fraction}",
-    )
-    for name in ("max_train_samples", "max_eval_samples", "max_test_samples"):
-        value = getattr(data, name)
-        _require(value is None or value > 0, f"data.{name} must be positive or null, got {value}")
-    if data.label_template is not None:
-        _require(
-            "{}" in data.label_template,
-            f"data.label_template must contain '{{}}', got {data.label_template!r}",
-        )
-    _require(
-        arguments.model.max_length > 0, f"model.max_length must be positive, got {arguments.model.max_length}"
-    )
-    projection = arguments.model.projection_dim
-    _require(
-        projection is None or projection > 0,
-        f"model.projection_dim must be positive or null, got {projection}",
-    )
-    for section_name, stage in (("stage1", stage1), ("stage2", stage2)):
-        _require(
-            stage.learning_rate > 0,
-            f"{section_name}.learning_rate must be positive, got {stage.learning_rate}",
-        )
-        _require(
-            stage.per_device_train_batch_size > 0,
-            f"{section_name}.per_device_train_batch_size must be positive, got {stage.per_device_train_batch_size}",
-        )
-        _require(
-            stage.max_steps > 0 or stage.num_train_epochs > 0,
-            f"{section_name} needs max_steps > 0 or num_train_epochs > 0",
-        )
-    head_rate = stage2.head_learning_rate
-    _require(
-        head_rate is None or head_rate > 0,
-        f"stage2.head_learning_rate must be positive or null, got {head_rate}",
-    )
-    _require(stage1.temperature > 0, f"stage1.temperature must be positive, got {stage1.temperature}")
-    _require(stage1.num_views >= 1, f"stage1.num_views must be at least 1, got {stage1.num_views}")
-    _require(
-        stage1.sampler in ("multilabel", "random"),
-        f"stage1.sampler must be 'multilabel' or 'random', got {stage1.sampler!r}",
-    )
-    _require(0.0 < stage2.threshold < 1.0, f"stage2.threshold must be in (0, 1), got {stage2.threshold}")
-    _require(
-        stage2.consistency_weight >= 0,
-        f"stage2.consistency_weight must be >= 0, got {stage2.consistency_weight}",
-    )
-    _require(
-        not output.push_to_hub or bool(output.hub_model_id),
-        "output.push_to_hub is true but output.hub_model_id is not set",
-    )
+def check_run(arguments: RecipeArguments) -> None:
+    """What a run needs beyond each section's own checks: data to read, and a free output folder."""
+    data, output = arguments.data, arguments.output
+    if data.dataset is None and not data.data_files:
+        raise ConfigError("data.dataset or data.data_files must be set")
     final = Path(output.output_dir)
-    _require(
-        output.overwrite_output_dir or not (final.exists() and any(final.iterdir())),
-        f"output.output_dir {output.output_dir!r} already holds files; set output.overwrite_output_dir: true",
-    )
+    if not output.overwrite_output_dir and final.exists() and any(final.iterdir()):
+        raise ConfigError(
+            f"output.output_dir {output.output_dir!r} already holds files; set output.overwrite_output_dir: true"
+        )

@@ -11,6 +11,7 @@ from datasets import Dataset
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer, PreTrainedModel
 
 from hiercon.errors import ConfigError
+from hiercon.modality import IMAGE, TEXT, Modality, input_modality
 from hiercon.recipe.arguments import DEFAULT_ENCODER, DataArguments, ModelArguments
 from hiercon.recipe.data import LABELS
 
@@ -63,7 +64,7 @@ def _load_encoder_weights(args: ModelArguments) -> PreTrainedModel:
         raise ConfigError(f"cannot load the encoder {args.model_name_or_path!r}: {error}") from None
 
 
-def load_processor(args: ModelArguments, modality: str) -> Any:
+def load_processor(args: ModelArguments, modality: Modality) -> Any:
     """The tokenizer (text) or image processor (images) of the encoder."""
     if args.processor_config is not None:
         settings = dict(args.processor_config)
@@ -75,7 +76,7 @@ def load_processor(args: ModelArguments, modality: str) -> Any:
             )
         return processor_class(**settings)
     path = resolve_encoder_path(args.model_name_or_path)
-    loader = AutoTokenizer if modality == "text" else AutoImageProcessor
+    loader = AutoTokenizer if modality == TEXT else AutoImageProcessor
     try:
         return loader.from_pretrained(path)
     except (OSError, ValueError) as error:
@@ -122,9 +123,8 @@ def model_inputs(
     split: str,
 ) -> Dataset:
     """``dataset`` as the encoder reads it: tokens or pixel values, plus the ``labels`` multi-hot."""
-    if data.text_column:
-        return tokenize(dataset, processor, data.text_column, model.max_length, split)
-    assert data.image_column is not None
+    if input_modality(data) != IMAGE:
+        return tokenize(dataset, processor, str(data.text_column), model.max_length, split)
     transform = ImageTransform(processor, data.image_column, int(getattr(encoder_config, "num_channels", 3)))
     return dataset.map(
         transform, batched=True, remove_columns=[data.image_column], desc=f"Processing {split} images"

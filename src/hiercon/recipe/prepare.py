@@ -1,0 +1,99 @@
+"""Preparation: everything a run checks and loads before it writes its first file, the data, the
+encoder's processor and config, the model inputs of each split, the loss (built once as a check)
+and the ``TrainingArguments`` of both stages."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from transformers import AutoConfig, TrainingArguments
+
+from hiercon.errors import ConfigError
+from hiercon.modality import input_modality
+from hiercon.recipe.arguments import OutputArguments, RecipeArguments, StageSection
+from hiercon.recipe.config import argument_parser
+from hiercon.recipe.data import RecipeData, load_recipe_data
+from hiercon.recipe.inputs import load_processor, model_inputs, resolve_encoder_path
+from hiercon.recipe.losses import build_loss
+from hiercon.recipe.scoring import label_columns, restrict_labels
+from hiercon.recipe.workdir import default_work_dir
+
+
+@dataclass
+class Prepared:
+    """Everything checked and loaded before the first file is written."""
+
+    args: RecipeArguments
+    data: RecipeData
+    processor: Any
+    inputs: dict[str, Any]
+    stage_inputs: dict[str, Any]
+    stage1_args: TrainingArguments
+    stage2_args: TrainingArguments
+    work_dir: Path
+    output_dir: Path
+    columns: list[int]
+
+
+def training_arguments(stage: StageSection, output: OutputArguments, run_dir: Path) -> TrainingArguments:
+    """The stage's ``TrainingArguments``: the recipe's fixed choices (run folder, seed, full
+    checkpoints for resuming), then the run-wide values of ``output``, then the stage's own."""
+    values: dict[str, Any] = {
+        "seed": output.seed,
+        "save_strategy": "steps",
+        "save_only_model": False,
+        **output.training_values(),
+        **stage.training_values(),
+        "output_dir": str(run_dir),
+    }
+    try:
+        (arguments,) = argument_parser(TrainingArguments).parse_dict(values)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"invalid {stage.SECTION} training arguments: {error}") from None
+    return arguments
+
+
+def with_training_values(stage: StageSection, **values: Any) -> StageSection:
+    """A copy of ``stage`` with these ``TrainingArguments`` values."""
+    return dataclasses.replace(stage, training_args={**stage.training_args, **values})
+
+
+def load_encoder_config(args: RecipeArguments) -> Any:
+    """The encoder's config without loading weights."""
+    if args.model.model_config is not None:
+        settings = dict(args.model.model_config)
+        return AutoConfig.for_model(settings.pop("model_type"), **settings)
+    try:
+        return AutoConfig.from_pretrained(resolve_encoder_path(args.model.model_name_or_path))
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"cannot load the encoder {args.model.model_name_or_path!r}: {error}") from None
+
+
+def prepare(args: RecipeArguments) -> Prepared:
+    """Load and check data, encoder processor, loss and training arguments (nothing is written)."""
+    data = load_recipe_data(args.data, seed=args.output.seed)
+    processor = load_processor(args.model, input_modality(args.data))
+    encoder_config = load_encoder_config(args)
+    build_loss(args.stage1, data.taxonomy, args.model.projection_dim or encoder_config.hidden_size)
+    inputs = {
+        split: model_inputs(dataset, processor, args.data, args.model, encoder_config, split)
+        for split, dataset in data.splits().items()
+    }
+    columns = label_columns(data.taxonomy, args.stage2.label_space)
+    stage_inputs = {split: restrict_labels(dataset, columns, split) for split, dataset in inputs.items()}
+    work_dir = default_work_dir(args.output)
+    return Prepared(
+        args=args,
+        data=data,
+        processor=processor,
+        inputs=inputs,
+        stage_inputs=stage_inputs,
+        stage1_args=training_arguments(args.stage1, args.output, work_dir / "stage1"),
+        stage2_args=training_arguments(args.stage2, args.output, work_dir / "stage2"),
+        work_dir=work_dir,
+        output_dir=Path(args.output.output_dir).resolve(),
+        columns=columns,
+    )

@@ -1,0 +1,251 @@
+"""The training stages: contrastive stage 1, the stage-2 classifier, and the BCE baseline.
+
+Each stage trains with a Trainer whose checkpoints live in its run folder under the work folder;
+a finished stage leaves a ``final`` folder and is loaded from there when the run is repeated, an
+unfinished one continues from its last checkpoint (model, optimizer, scheduler, RNG states and data
+order), so it ends with the same weights as an uninterrupted run.
+
+Baseline budget: the baseline gets as many encoder forward passes over training examples as the
+two stages together, ``stage1 steps x examples per step x views + stage2 steps x examples per
+step``, spent as full fine-tuning steps of the stage-2 batch size. It uses the stage-2 learning
+rates (or ``output.baseline_learning_rate`` for the encoder) and head learning rate, schedule,
+warm-up share, label space and threshold tuning on validation, and no consistency penalty: the two
+runs differ only by the contrastive stage and the hierarchy-aware loss settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback, TrainingArguments, set_seed
+
+from hiercon.modeling.adapters import lora_config, merge_lora
+from hiercon.recipe.arguments import ModelArguments
+from hiercon.recipe.inputs import load_encoder
+from hiercon.recipe.losses import build_loss
+from hiercon.recipe.optim import with_head_learning_rate
+from hiercon.recipe.prepare import Prepared, training_arguments, with_training_values
+from hiercon.recipe.processes import wait_for_everyone
+from hiercon.recipe.scoring import evaluate_trainer, set_decision_thresholds
+from hiercon.recipe.workdir import is_finished, last_checkpoint, read_summary, save_atomically, write_summary
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StageOutcome:
+    """A finished stage: its model, optimizer steps, encoder forward passes and log history."""
+
+    model: Any
+    steps: int
+    encoder_passes: int
+    log_history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def examples_per_step(training_args: TrainingArguments) -> int:
+    """Training examples one optimizer step reads, over all processes."""
+    return (
+        training_args.per_device_train_batch_size
+        * training_args.gradient_accumulation_steps
+        * max(1, training_args.world_size)
+    )
+
+
+def recipe_lora(model: ModelArguments) -> Any:
+    """The recipe's LoRA config (``model.lora_*``), or None when ``model.lora`` is off."""
+    if not model.lora:
+        return None
+    return lora_config(
+        r=model.lora_r,
+        alpha=model.lora_alpha,
+        dropout=model.lora_dropout,
+        target_modules=model.lora_target_modules,
+    )
+
+
+def _reload(final: Path) -> dict[str, Any]:
+    logger.info("%s is complete: loading it", final)
+    return read_summary(final)
+
+
+def run_stage1(prepared: Prepared, callbacks: Sequence[TrainerCallback]) -> StageOutcome:
+    """Contrastive training of the encoder, or the plain encoder when stage 1 is skipped."""
+    from hiercon.modeling import ContrastiveModel
+    from hiercon.training import ContrastiveTrainer
+
+    args = prepared.args
+    run_dir = prepared.work_dir / "stage1"
+    final = run_dir / "final"
+    if args.stage1.skip:
+        set_seed(args.output.seed)
+        model = ContrastiveModel(load_encoder(args.model), args.model.pooling, args.model.projection_dim)
+        return StageOutcome(model, 0, 0)
+    if args.output.resume and is_finished(final):
+        summary = _reload(final)
+        model = ContrastiveModel.from_pretrained(final)
+        return StageOutcome(model, summary["steps"], summary["encoder_passes"], summary["log_history"])
+    set_seed(args.output.seed)
+    model = ContrastiveModel.from_encoder(
+        load_encoder(args.model),
+        pooling=args.model.pooling,
+        projection_dim=args.model.projection_dim,
+        peft_config=recipe_lora(args.model),
+    )
+    model.contrastive_config.base_model = args.model.model_name_or_path
+    trainer = ContrastiveTrainer(
+        model=model,
+        args=prepared.stage1_args,
+        train_dataset=prepared.inputs["train"],
+        processing_class=prepared.processor,
+        loss=build_loss(args.stage1, prepared.data.taxonomy, model.embedding_dim),
+        views=args.stage1.num_views,
+        batch_sampler="pk" if args.stage1.sampler == "multilabel" else None,
+        taxonomy=prepared.data.taxonomy,
+        callbacks=list(callbacks),
+    )
+    trainer.train(resume_from_checkpoint=last_checkpoint(run_dir, args.output.resume))
+    steps = trainer.state.global_step
+    passes = steps * examples_per_step(prepared.stage1_args) * args.stage1.num_views
+    history = list(trainer.state.log_history)
+
+    def save(folder: Path) -> None:
+        model.save_pretrained(folder)
+        write_summary(folder, steps, passes, history)
+
+    save_atomically(save, final, trainer.is_world_process_zero())
+    wait_for_everyone()
+    return StageOutcome(model, steps, passes, history)
+
+
+def classifier_trainer(
+    prepared: Prepared,
+    classifier: Any,
+    training_args: TrainingArguments,
+    callbacks: Sequence[TrainerCallback] = (),
+    consistency_weight: float = 0.0,
+    linear_probe: bool = False,
+) -> Any:
+    """A ``ClassifierTrainer`` on the stage-2 label space, the head at ``stage2.head_learning_rate``."""
+    from hiercon.training import ClassifierTrainer
+
+    args = prepared.args
+    return with_head_learning_rate(ClassifierTrainer)(
+        head_learning_rate=args.stage2.head_learning_rate,
+        model=classifier,
+        args=training_args,
+        train_dataset=prepared.stage_inputs["train"],
+        eval_dataset=prepared.stage_inputs["validation"],
+        processing_class=prepared.processor,
+        consistency_weight=consistency_weight,
+        freeze_encoder=linear_probe,
+        peft_config=None if linear_probe else recipe_lora(args.model),
+        taxonomy=prepared.data.taxonomy,
+        callbacks=list(callbacks),
+    )
+
+
+def train_classifier(
+    prepared: Prepared,
+    classifier: Any,
+    training_args: TrainingArguments,
+    callbacks: Sequence[TrainerCallback],
+    consistency_weight: float,
+    linear_probe: bool,
+) -> tuple[Any, StageOutcome]:
+    """Train (or reload, when finished before) a stage-2 style classifier; returns (trainer, outcome)."""
+    from hiercon.modeling.classifier import load_classifier
+
+    run_dir = Path(training_args.output_dir)
+    final = run_dir / "final"
+    resume = prepared.args.output.resume
+    if resume and is_finished(final):
+        summary = _reload(final)
+        trainer = classifier_trainer(prepared, load_classifier(final), training_args)
+        return trainer, StageOutcome(
+            trainer.model, summary["steps"], summary["encoder_passes"], summary["log_history"]
+        )
+    trainer = classifier_trainer(
+        prepared, classifier, training_args, callbacks, consistency_weight, linear_probe
+    )
+    trainer.train(resume_from_checkpoint=last_checkpoint(run_dir, resume))
+    steps = trainer.state.global_step
+    passes = steps * examples_per_step(training_args)
+    history = list(trainer.state.log_history)
+
+    def save(folder: Path) -> None:
+        merge_lora(trainer.model).save_pretrained(folder)
+        write_summary(folder, steps, passes, history)
+
+    save_atomically(save, final, trainer.is_world_process_zero())
+    wait_for_everyone()
+    return trainer, StageOutcome(trainer.model, steps, passes, history)
+
+
+def run_stage2(
+    prepared: Prepared, stage1: StageOutcome, callbacks: Sequence[TrainerCallback]
+) -> tuple[Any, StageOutcome]:
+    """``build_classifier`` on the stage-1 encoder, then BCE training on the label space."""
+    from hiercon.modeling import build_classifier
+
+    args = prepared.args
+    set_seed(args.output.seed)
+    classifier = build_classifier(
+        stage1.model,
+        taxonomy=prepared.data.taxonomy,
+        label_space=args.stage2.label_space,
+        stage1=stage1.model.stage1_info() if not args.stage1.skip else {"loss": None},
+    )
+    return train_classifier(
+        prepared,
+        classifier,
+        prepared.stage2_args,
+        callbacks,
+        args.stage2.consistency_weight,
+        args.stage2.mode == "linear_probe",
+    )
+
+
+# ---- the baseline ---------------------------------------------------------------------------------------
+
+
+def matched_steps(encoder_passes: int, examples_per_step: int) -> int:
+    """Optimizer steps of ``examples_per_step`` examples that spend ``encoder_passes`` forward passes."""
+    return max(1, math.ceil(encoder_passes / examples_per_step))
+
+
+def baseline_training_arguments(prepared: Prepared, encoder_passes: int) -> TrainingArguments:
+    """Stage 2's training arguments with the matched number of steps (and the baseline's rate)."""
+    args = prepared.args
+    values: dict[str, Any] = {
+        "max_steps": matched_steps(encoder_passes, examples_per_step(prepared.stage2_args))
+    }
+    if args.output.baseline_learning_rate is not None:
+        values["learning_rate"] = args.output.baseline_learning_rate
+    stage = with_training_values(args.stage2, **values)
+    return training_arguments(stage, args.output, prepared.work_dir / "baseline")
+
+
+def run_baseline(
+    prepared: Prepared, encoder_passes: int, callbacks: Sequence[TrainerCallback] = ()
+) -> dict[str, float]:
+    """Train, tune thresholds and score the baseline on test; returns its test metrics."""
+    from hiercon.modeling import build_classifier
+
+    args = prepared.args
+    set_seed(args.output.seed)
+    classifier = build_classifier(
+        load_encoder(args.model),
+        taxonomy=prepared.data.taxonomy,
+        label_space=args.stage2.label_space,
+        stage1={"loss": None, "base_model": args.model.model_name_or_path},
+    )
+    training_args = baseline_training_arguments(prepared, encoder_passes)
+    trainer, _ = train_classifier(prepared, classifier, training_args, callbacks, 0.0, False)
+    thresholds = set_decision_thresholds(trainer, prepared)
+    metrics, _ = evaluate_trainer(trainer, prepared, thresholds, "test")
+    return metrics
