@@ -223,3 +223,59 @@ def test_shipped_configs_parse(name, tmp_path):
         return
     arguments = load_recipe(REPO_ROOT / "configs" / name, overrides)
     assert arguments.data.label_columns
+
+
+def test_demo_stages_get_the_training_arguments_they_always_had(tmp_path):
+    """The demo is seeded: its stages must keep every TrainingArguments value (recipe defaults included)."""
+    from transformers import TrainingArguments
+
+    from hiercon.recipe.prepare import training_arguments
+
+    arguments = load_recipe(
+        REPO_ROOT / "configs" / "goemotions_demo.yaml", [f"output.output_dir={tmp_path / 'out'}"]
+    )
+    common = {"seed": 42, "report_to": "none", "dataloader_num_workers": 0, "use_cpu": False}
+    common |= {"save_strategy": "steps", "save_only_model": False, "gradient_accumulation_steps": 1}
+    common |= {"weight_decay": 0.0, "lr_scheduler_type": "linear", "save_total_limit": 2}
+    expected = {
+        "stage1": dict(
+            common,
+            num_train_epochs=1.0,
+            max_steps=48,
+            per_device_train_batch_size=32,
+            learning_rate=1e-4,
+            warmup_steps=0.1,
+            logging_steps=8,
+            save_steps=24,
+        ),
+        "stage2": dict(
+            common,
+            num_train_epochs=3.0,
+            max_steps=-1,
+            per_device_train_batch_size=32,
+            per_device_eval_batch_size=64,
+            learning_rate=5e-5,
+            warmup_steps=0.1,
+            logging_steps=10,
+            save_steps=50,
+            train_sampling_strategy="group_by_length",
+        ),
+    }
+    for name, values in expected.items():
+        built = training_arguments(getattr(arguments, name), arguments.output, tmp_path / name)
+        reference = TrainingArguments(output_dir=str(tmp_path / name), **values)
+        assert built.to_dict() == reference.to_dict(), name
+
+
+def test_run_wide_training_arguments_reach_both_stages_and_a_stage_wins(tmp_path, minimal):
+    from hiercon.recipe.prepare import training_arguments
+
+    arguments = load_recipe(
+        write_config(tmp_path, minimal),
+        ["--output.weight_decay", "0.1", "--stage2.weight_decay", "0.2", "--output.seed", "7"],
+    )
+    stage1 = training_arguments(arguments.stage1, arguments.output, tmp_path / "stage1")
+    stage2 = training_arguments(arguments.stage2, arguments.output, tmp_path / "stage2")
+    assert (stage1.weight_decay, stage2.weight_decay) == (0.1, 0.2)
+    assert stage1.seed == stage2.seed == 7 and stage1.output_dir == str(tmp_path / "stage1")
+    assert (stage1.save_total_limit, stage1.per_device_train_batch_size) == (2, 32)

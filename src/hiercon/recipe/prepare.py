@@ -39,14 +39,17 @@ class Prepared:
 
 
 def training_arguments(stage: StageSection, output: OutputArguments, run_dir: Path) -> TrainingArguments:
-    """The stage's ``TrainingArguments``: the recipe's fixed choices (run folder, seed, full
-    checkpoints for resuming), then the run-wide values of ``output``, then the stage's own."""
+    """The stage's ``TrainingArguments``, later entries winning: the recipe's choices (seed, full
+    checkpoints for resuming), the recipe's defaults for the run and the stage, the run-wide values
+    given in ``output``, the stage's given values, and the stage's run folder."""
     values: dict[str, Any] = {
         "seed": output.seed,
         "save_strategy": "steps",
         "save_only_model": False,
-        **output.training_values(),
-        **stage.training_values(),
+        **output.TRAINING_DEFAULTS,
+        **stage.TRAINING_DEFAULTS,
+        **output.training_args,
+        **stage.training_args,
         "output_dir": str(run_dir),
     }
     try:
