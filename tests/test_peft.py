@@ -137,3 +137,33 @@ def test_apply_lora_on_an_image_classifier(tmp_path):
         apply_lora(wrapped)
     with pytest.raises(ConfigError, match="not both"):
         apply_lora(classifier, LoraConfig(r=2), r=4)
+
+
+def test_the_recipe_lora_settings_build_an_adapter_that_merges_back(bert_dir, tokenizer):
+    from hiercon.modeling import adapters
+    from hiercon.recipe.arguments import ModelArguments
+    from hiercon.recipe.stages import recipe_lora
+
+    assert recipe_lora(ModelArguments()) is None
+    settings = ModelArguments(
+        lora=True, lora_r=2, lora_alpha=4, lora_dropout=0.0, lora_target_modules=["query", "value"]
+    )
+    config = recipe_lora(settings)
+    assert (config.r, config.lora_alpha, config.lora_dropout) == (2, 4, 0.0)
+    assert set(config.target_modules) == {"query", "value"}
+
+    classifier = build_classifier(AutoModel.from_pretrained(bert_dir), labels=["a", "b"])
+    assert adapters.merge_lora(classifier) is classifier and not adapters.is_peft(classifier)
+    wrapped = apply_lora(classifier, config)
+    assert adapters.is_peft(wrapped) and adapters.base_model_of(wrapped) is classifier
+    with torch.no_grad():
+        for name, parameter in wrapped.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_()
+    merged = adapters.merge_lora(wrapped)
+    assert not adapters.is_peft(merged) and adapters.is_peft(wrapped)
+    texts = [text for text, _ in TEXTS]
+    np.testing.assert_allclose(
+        _sigmoid_scores(merged, tokenizer, texts), _sigmoid_scores(wrapped, tokenizer, texts), atol=1e-5
+    )
+    assert not any("lora" in name for name in merged.state_dict())
