@@ -211,18 +211,18 @@ def read_results(prefix: str, results_dir: Path = RESULTS_DIR) -> list[dict[str,
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], digits: int = 3) -> str:
-    """A github markdown table of ``rows`` restricted to ``columns`` (floats rounded to ``digits``)."""
+    """A github markdown table of ``rows`` restricted to ``columns`` (floats rounded to ``digits``),
+    rendered by hiercon's own table renderer."""
+    from hiercon.metrics.report import markdown_table as render
 
-    def cell(value: Any) -> str:
+    def cell(value: Any) -> Any:
         if value is None:
             return "–"
         if isinstance(value, float):
             return f"{value:.{digits}f}"
-        return str(value)
+        return value
 
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-    lines += ["| " + " | ".join(cell(row.get(column)) for column in columns) + " |" for row in rows]
-    return "\n".join(lines)
+    return render(columns, [[cell(row.get(column)) for column in columns] for row in rows]).rstrip("\n")
 
 
 def save_scores(name: str, **arrays: np.ndarray) -> Path:

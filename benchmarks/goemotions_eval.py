@@ -1,10 +1,10 @@
-"""Scoring of GoEmotions runs with hiercon's own metrics, taxonomy and threshold tuning.
+"""Scoring of GoEmotions runs with hiercon's own evaluation (``hiercon.metrics.evaluate_multilabel``),
+taxonomy and threshold tuning.
 
 Models predict the 28 emotions (the taxonomy's leaves). Thresholds are tuned per emotion on the dev
-subset and applied to the full test split. Emotion predictions are lifted to the Ekman and sentiment
-levels through the taxonomy (a node is predicted when one of its emotions is). The consistency rate
-is measured on node scores lifted by the max over each node's emotions and thresholded per node
-(thresholds tuned on dev): the share of test rows in which no node is predicted without its parent.
+subset and applied to the full test split. Macro-F1 is over the 28 emotions. Emotion predictions are
+lifted to the Ekman and sentiment levels through the taxonomy (a node is predicted when one of its
+emotions is), so the consistency rate of leaf predictions is 1.
 """
 
 from __future__ import annotations
@@ -48,6 +48,13 @@ class LabelSpace:
 
         return LabelTaxonomy.from_file(self.taxonomy_file)
 
+    @cached_property
+    def columns(self) -> Any:
+        """hiercon's label space of the 28 emotion columns (the taxonomy's leaves, in ``leaf_labels`` order)."""
+        from hiercon import LabelSpace as Columns
+
+        return Columns.for_names(self.leaf_labels, self.taxonomy)
+
     def leaf_targets(self, rows: list[dict[str, Any]]) -> np.ndarray:
         """Multi-hot ``[n, 28]`` in ``leaf_labels`` order from the rows' ``emotions`` names."""
         column = {name: i for i, name in enumerate(self.emotion_names)}
@@ -62,22 +69,9 @@ class LabelSpace:
 
 def macro_f1_at_tuned_thresholds(y_true: np.ndarray, scores: np.ndarray) -> float:
     """Macro-F1 on the same data the per-label thresholds were tuned on (a dev-curve point)."""
-    from hiercon.metrics.classification import multilabel_metrics
-    from hiercon.training.thresholds import tune_thresholds
+    from hiercon.metrics import evaluate_multilabel, tune_thresholds
 
-    return round(multilabel_metrics(y_true, scores, tune_thresholds(y_true, scores))["macro_f1"], 4)
-
-
-def lift_scores(space: LabelSpace, leaf_scores: np.ndarray) -> np.ndarray:
-    """Node scores ``[n, num_nodes]``: each node's score is the max over the emotions below or at it."""
-    taxonomy = space.taxonomy
-    ancestors = np.asarray(taxonomy.ancestor_matrix, dtype=bool)
-    leaf_columns = [taxonomy.index(label) for label in space.leaf_labels]
-    node_scores = np.zeros((leaf_scores.shape[0], taxonomy.num_labels), dtype=np.float32)
-    for leaf_position, leaf_column in enumerate(leaf_columns):
-        covered = np.flatnonzero(ancestors[leaf_column])
-        node_scores[:, covered] = np.maximum(node_scores[:, covered], leaf_scores[:, [leaf_position]])
-    return node_scores
+    return round(evaluate_multilabel(scores, y_true, thresholds=tune_thresholds(y_true, scores))["macro_f1"], 4)
 
 
 def evaluate_scores(
@@ -87,39 +81,27 @@ def evaluate_scores(
     test_true: np.ndarray,
     test_scores: np.ndarray,
 ) -> dict[str, Any]:
-    """Test metrics at dev-tuned thresholds, plus the dev macro-F1 used for model selection."""
-    from hiercon.metrics.classification import multilabel_metrics
-    from hiercon.metrics.hierarchical import (
-        consistency_rate,
-        hierarchical_metrics,
-        leaves_to_nodes,
-        level_metrics,
-    )
-    from hiercon.training.thresholds import tune_thresholds
+    """Test metrics at dev-tuned thresholds (:func:`hiercon.metrics.evaluate_multilabel` over the 28
+    emotions, the taxonomy's leaves), plus the dev macro-F1 used for model selection."""
+    from hiercon.metrics import evaluate_multilabel, tune_thresholds
 
+    columns = space.columns
     thresholds = tune_thresholds(dev_true, dev_scores)
-    dev = multilabel_metrics(dev_true, dev_scores, thresholds)
-    test = multilabel_metrics(test_true, test_scores, thresholds, label_names=space.emotion_names)
-    taxonomy = space.taxonomy
-    predicted_leaves = (test_scores >= thresholds).astype(np.int64)
-    true_nodes = leaves_to_nodes(test_true.astype(np.int64), taxonomy, space.leaf_labels)
-    predicted_nodes = leaves_to_nodes(predicted_leaves, taxonomy, space.leaf_labels)
-    hierarchy = hierarchical_metrics(true_nodes, predicted_nodes, taxonomy)
-    levels = level_metrics(true_nodes, predicted_nodes, taxonomy)
-    dev_nodes = leaves_to_nodes(dev_true.astype(np.int64), taxonomy, space.leaf_labels)
-    node_thresholds = tune_thresholds(dev_nodes, lift_scores(space, dev_scores))
-    node_predictions = (lift_scores(space, test_scores) >= node_thresholds).astype(np.int64)
+    dev = evaluate_multilabel(dev_scores, dev_true, columns, thresholds)
+    test = evaluate_multilabel(test_scores, test_true, columns, thresholds, per_label_f1=True)
     summary = {
         "micro_f1": test["micro_f1"],
         "macro_f1": test["macro_f1"],
         "mAP": test["map"],
-        "hierarchical_f1": hierarchy["hierarchical_f1"],
-        "consistency_rate": consistency_rate(node_predictions, taxonomy),
-        "ekman_micro_f1": levels.get("ekman_micro_f1"),
-        "ekman_macro_f1": levels.get("ekman_macro_f1"),
-        "sentiment_micro_f1": levels.get("sentiment_micro_f1"),
-        "sentiment_macro_f1": levels.get("sentiment_macro_f1"),
-        "per_label_f1": {name: test[f"f1/{name}"] for name in space.emotion_names},
+        "hierarchical_f1": test["hierarchical_f1"],
+        "consistency_rate": test["consistency_rate"],
+        "ekman_micro_f1": test.get("level_ekman/micro_f1"),
+        "ekman_macro_f1": test.get("level_ekman/macro_f1"),
+        "sentiment_micro_f1": test.get("level_sentiment/micro_f1"),
+        "sentiment_macro_f1": test.get("level_sentiment/macro_f1"),
+        "per_label_f1": {
+            name: test[f"f1/{label}"] for name, label in zip(space.emotion_names, space.leaf_labels)
+        },
     }
     return {"dev_macro_f1": dev["macro_f1"], "dev_micro_f1": dev["micro_f1"], "test": summary,
             "thresholds": [round(float(t), 3) for t in thresholds]}

@@ -105,10 +105,9 @@ def method_trainer(method: str):
 def load_scoring_modules() -> None:
     """Import hiercon's metric, threshold and taxonomy modules before training, so that a run
     scores with the library as it was when the run started."""
-    import hiercon.metrics.classification
-    import hiercon.metrics.hierarchical
-    import hiercon.taxonomy
-    import hiercon.training.thresholds  # noqa: F401
+    import hiercon.metrics.evaluation
+    import hiercon.metrics.thresholds
+    import hiercon.taxonomy  # noqa: F401
 
 
 def run_method(args: argparse.Namespace) -> dict[str, Any]:

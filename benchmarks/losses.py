@@ -252,7 +252,7 @@ def run(
                 result = measure(LOSSES[name], case, passes, threads, timeout)
                 ratio = result["seconds"] / pml_seconds if pml_seconds and "seconds" in result else None
                 rows.append(_row(name, case, result, ratio))
-                print(_format_row(rows[-1]), flush=True)
+                print(*_cells(rows[-1]), sep="  ", flush=True)
     loop_rows = []
     loop_case = Case(LOOP_BATCH, LOOP_LABELS)
     for name, loop in LOOPS.items():
@@ -261,7 +261,7 @@ def run(
         ratio = slow["seconds"] / fast["seconds"] if "seconds" in slow and "seconds" in fast else None
         loop_rows.append(_row(name, loop_case, fast, None))
         loop_rows.append(_row(f"{name} (Python loop)", loop_case, slow, ratio))
-        print(_format_row(loop_rows[-1]), flush=True)
+        print(*_cells(loop_rows[-1]), sep="  ", flush=True)
     return rows, loop_rows
 
 
@@ -277,29 +277,26 @@ def _row(name: str, case: Case, result: dict[str, object], ratio: float | None) 
     )
 
 
-def _format_row(row: Row) -> str:
+def _cells(row: Row) -> list[object]:
     seconds = "failed" if row.seconds is None else f"{row.seconds * 1000:.1f}"
     peak = "" if row.peak_mib is None else f"{row.peak_mib:.0f}"
     ratio = "" if row.ratio_to_pml is None else f"{row.ratio_to_pml:.2f}"
-    note = row.note.replace("|", "/")
-    return f"| {row.loss} | {row.batch} | {row.num_labels} | {seconds} | {peak} | {ratio} | {note} |"
+    return [row.loss, row.batch, row.num_labels, seconds, peak, ratio, row.note]
 
 
 def markdown(rows: list[Row], loop_rows: list[Row], header: str) -> str:
-    lines = [header, "", "| loss | batch | labels | ms (fwd+bwd) | peak MiB | x pml SupConLoss | note |"]
-    lines.append("|---|---|---|---|---|---|---|")
-    lines += [_format_row(row) for row in rows]
-    lines += [
-        "",
+    from hiercon.metrics.report import markdown_table
+
+    columns = ["loss", "batch", "labels", "ms (fwd+bwd)", "peak MiB"]
+    parts = [
+        header,
+        markdown_table([*columns, "x pml SupConLoss", "note"], [_cells(row) for row in rows]),
         f"Vectorised loss against the plain Python-loop implementation of the same equation "
         f"(`tests/reference_losses.py`, float64) at batch {LOOP_BATCH}, {LOOP_LABELS} labels; for the "
         "loop rows the ratio column is loop time / vectorised time.",
-        "",
-        "| loss | batch | labels | ms (fwd+bwd) | peak MiB | loop / vectorised | note |",
-        "|---|---|---|---|---|---|---|",
+        markdown_table([*columns, "loop / vectorised", "note"], [_cells(row) for row in loop_rows]),
     ]
-    lines += [_format_row(row) for row in loop_rows]
-    return "\n".join(lines) + "\n"
+    return "\n\n".join(part.rstrip("\n") for part in parts) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:

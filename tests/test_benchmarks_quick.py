@@ -17,7 +17,7 @@ import common  # noqa: E402
 import fashion_mnist_quality  # noqa: E402
 import goemotions_quality  # noqa: E402
 import speed  # noqa: E402
-from goemotions_eval import LabelSpace, lift_scores  # noqa: E402
+from goemotions_eval import LabelSpace  # noqa: E402
 
 
 def test_pass_budget_matches_baseline_epochs_to_two_stage_passes():
@@ -54,7 +54,7 @@ def test_lifted_scores_take_the_max_over_each_nodes_emotions(shipped_data):
     scores = np.zeros((1, 28), dtype=np.float32)
     scores[0, space.leaf_labels.index("emotion:anger")] = 0.7
     scores[0, space.leaf_labels.index("emotion:annoyance")] = 0.4
-    nodes = lift_scores(space, scores)
+    nodes = space.columns.lift(scores)
     taxonomy = space.taxonomy
     assert nodes[0, taxonomy.index("ekman:anger")] == pytest.approx(0.7)
     assert nodes[0, taxonomy.index("sentiment:negative")] == pytest.approx(0.7)

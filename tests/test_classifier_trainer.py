@@ -18,15 +18,15 @@ from transformers import AutoModel, AutoTokenizer, TrainerCallback
 
 from hiercon import ClassifierTrainer, LabelTaxonomy, build_classifier
 from hiercon.errors import ConfigError, HierconError, LossInputError, UnknownLabelError
-from hiercon.modeling.classifier import read_hiercon_config
-from hiercon.training.losses_stage2 import (
+from hiercon.losses.classification import (
     AsymmetricLoss,
     BinaryCrossEntropy,
     HierarchyConsistencyPenalty,
     build_objective,
     taxonomy_edge_index,
 )
-from hiercon.training.thresholds import DEFAULT_GRID, f1_per_threshold, tune_thresholds
+from hiercon.metrics.thresholds import DEFAULT_GRID, f1_per_threshold, tune_thresholds
+from hiercon.modeling.classifier import read_hiercon_config
 
 TOY = [
     ("happy glad joy", ["joy"]),

@@ -141,7 +141,7 @@ def test_clustered_embeddings_score_higher_than_random() -> None:
         (lambda: map_at_r(np.full((3, 2), np.nan), np.eye(3)), "NaN"),
         (lambda: knn_multilabel_f1(np.ones((3, 2)), np.eye(4)), "rows"),
         (lambda: knn_multilabel_f1(np.ones((3, 2)), np.eye(3), k=0), "k must be"),
-        (lambda: knn_multilabel_f1(np.ones((3, 2)), np.full((3, 3), 0.5)), "only 0 and 1"),
+        (lambda: knn_multilabel_f1(np.ones((3, 2)), np.full((3, 3), 0.5)), "values 0 or 1 only"),
         (lambda: map_at_r(np.ones((3, 2)), np.eye(3)), "no item shares a label"),
         (
             lambda: knn_multilabel_f1(np.ones((3, 2)), np.eye(3), reference_embeddings=np.ones((2, 2))),
@@ -325,7 +325,7 @@ def test_leaves_to_nodes_and_compute_metrics_in_leaf_space(emotions) -> None:
     # lifted predictions are consistent; augmented overlaps 1 + 2 + 2 = 5 of 6 predicted, 8 true
     assert results["hierarchical_f1"] == pytest.approx(5 / 7)
     assert results["consistency_rate"] == 1.0
-    assert "emotion_micro_f1" in results and "sentiment_macro_f1" in results
+    assert "level_emotion/micro_f1" in results and "level_sentiment/macro_f1" in results
 
 
 def test_compute_metrics_inside_trainer_evaluate(tmp_path) -> None:
@@ -359,3 +359,79 @@ def test_compute_metrics_inside_trainer_evaluate(tmp_path) -> None:
     results = trainer.evaluate()
     assert {"eval_micro_f1", "eval_macro_f1", "eval_map", "eval_f1/joy", "eval_lrap"} <= set(results)
     assert 0.0 <= results["eval_micro_f1"] <= 1.0 and 0.0 < results["eval_map"] <= 1.0
+
+
+def node_scores(taxonomy, *label_sets: set[str]) -> np.ndarray:
+    """Scores over the taxonomy's nodes: 0.9 for the named nodes, 0.1 elsewhere."""
+    return np.where(node_rows(taxonomy, *label_sets) > 0, 0.9, 0.1)
+
+
+def test_evaluate_multilabel_headline_is_the_macro_over_the_fine_labels(emotions) -> None:
+    from hiercon.metrics import evaluate_multilabel
+    from hiercon.taxonomy import LabelSpace
+
+    space = LabelSpace(emotions, "nodes")
+    truth = space.multi_hot([[JOY], [ANGER], [JOY, ANGER]])
+    scores = node_scores(emotions, {POS, JOY}, {NEG, LOVE}, {POS, JOY, NEG, ANGER})
+    results = evaluate_multilabel(scores, truth, space, thresholds=0.5)
+    # fine labels (joy, love, anger): joy F1 1, love F1 0 (row 1 predicts it), anger TP 1 FN 1 -> 2/3
+    assert results["macro_f1"] == pytest.approx((1 + 0 + 2 / 3) / 3)
+    # all five nodes: positive 1, negative 1, joy 1, love 0, anger 2/3
+    assert results["nodes/macro_f1"] == pytest.approx((3 + 2 / 3) / 5)
+    assert results["level_sentiment/macro_f1"] == pytest.approx(1.0)
+    assert results["level_emotion/macro_f1"] == pytest.approx((1 + 0 + 2 / 3) / 3)
+    assert results["consistency_rate"] == pytest.approx(2 / 3)  # love without positive in row 1
+    # consistent decoding caps love at positive's 0.1: love is no longer predicted
+    assert results["consistent/macro_f1"] == pytest.approx((1 + 2 / 3) / 2)
+    assert results["consistent/nodes/macro_f1"] == pytest.approx((3 + 2 / 3) / 4)
+    assert results["consistent/consistency_rate"] == 1.0
+
+
+def test_evaluate_multilabel_on_the_leaves_lifts_predictions_to_the_nodes(emotions) -> None:
+    from hiercon.metrics import evaluate_multilabel
+    from hiercon.taxonomy import LabelSpace
+
+    space = LabelSpace(emotions, "leaves")
+    truth_nodes = node_rows(emotions, {POS, JOY}, {NEG, ANGER}, {POS, JOY, NEG, ANGER})
+    scores = np.array([[0.9, 0.1, 0.1], [0.1, 0.1, 0.4], [0.8, 0.1, 0.7]])  # joy, love, anger
+    results = evaluate_multilabel(scores, truth_nodes, space, thresholds=[0.5, 0.5, 0.5], per_label_f1=True)
+    assert results["macro_f1"] == pytest.approx((1 + 2 / 3) / 2)  # love absent from truth and predictions
+    # lifted: positive 1, negative (predicted in row 2 only) 2/3, joy 1, anger 2/3
+    assert results["nodes/macro_f1"] == pytest.approx((2 + 4 / 3) / 4)
+    assert results["f1/emotion:anger"] == pytest.approx(2 / 3)
+    assert results["consistency_rate"] == 1.0
+    assert results["consistent/macro_f1"] == results["macro_f1"]
+
+
+def test_flat_evaluation_has_no_hierarchy_keys() -> None:
+    from hiercon.metrics import evaluate_multilabel
+
+    results = evaluate_multilabel(SCORES, Y_TRUE)
+    assert results == pytest.approx(multilabel_metrics(Y_TRUE, SCORES))
+    assert not any("/" in key for key in results)
+
+
+def test_metrics_json_macro_f1_is_over_the_fine_labels(emotions, tmp_path) -> None:
+    from hiercon.recipe.evaluation import score_split
+
+    truth_nodes = node_rows(emotions, {POS, JOY}, {NEG, ANGER}, {POS, JOY, NEG, ANGER})
+    scores = node_scores(emotions, {POS, JOY}, {NEG, LOVE}, {POS, JOY, NEG, ANGER})
+    metrics, per_label = score_split(scores, truth_nodes, [0.5] * 5, emotions, "nodes")
+    paths = write_evaluation(tmp_path, metrics, per_label)
+    written = json.loads(paths["metrics"].read_text())
+    assert written["macro_f1"] == pytest.approx((1 + 0 + 2 / 3) / 3)
+    assert written["nodes/macro_f1"] == pytest.approx((3 + 2 / 3) / 5)
+    assert [row["label"] for row in per_label] == emotions.labels
+
+
+def test_evaluate_multilabel_refuses_bad_input(emotions) -> None:
+    from hiercon.metrics import evaluate_multilabel
+    from hiercon.taxonomy import LabelSpace
+
+    space = LabelSpace(emotions, "leaves")
+    with pytest.raises(HierconError, match="label space has 3"):
+        evaluate_multilabel(np.zeros((2, 4)), np.zeros((2, 3)), space)
+    with pytest.raises(HierconError, match="0 or 1"):
+        evaluate_multilabel(np.zeros((2, 3)), np.full((2, 3), 0.5), space)
+    with pytest.raises(HierconError, match="columns"):
+        evaluate_multilabel(np.zeros((2, 3)), np.zeros((2, 4)), space)

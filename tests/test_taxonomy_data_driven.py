@@ -143,7 +143,7 @@ def test_cooccurrence_graph_counts_jaccard_and_npmi():
 
 
 def test_cooccurrence_graph_rejects_bad_matrices():
-    with pytest.raises(HierconError, match=r"only 0 and 1"):
+    with pytest.raises(HierconError, match=r"values 0 or 1 only"):
         cooccurrence_graph(np.array([[0.5, 1.0]]))
     with pytest.raises(HierconError, match=r"2 names given for 3 label columns"):
         cooccurrence_graph(np.eye(3), names=["a", "b"])

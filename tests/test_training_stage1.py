@@ -15,7 +15,7 @@ from hiercon import ContrastiveModel, ContrastiveTrainer
 from hiercon.errors import ConfigError, UnknownLabelError
 from hiercon.losses import SupConLoss
 from hiercon.losses.base import ContrastiveLoss
-from hiercon.training import make_stage1_compute_metrics
+from hiercon.metrics import make_stage1_compute_metrics
 
 
 def args(tmp_path, **overrides) -> TrainingArguments:

@@ -1,4 +1,5 @@
-"""hiercon's contrastive losses: one pairwise core (:mod:`hiercon.losses.core`) and one builder per loss."""
+"""hiercon's losses: the contrastive losses of stage 1, one pairwise core (:mod:`hiercon.losses.core`) and
+one builder per loss, and the classification objectives of stage 2 (:mod:`hiercon.losses.classification`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ _EXPORTS: dict[str, str] = {
     "MomentumQueue": "hiercon.losses.momentum",
     "RankedContrastiveLoss": "hiercon.losses.ranked",
     "ContrastiveLoss": "hiercon.losses.base",
+    "BinaryCrossEntropy": "hiercon.losses.classification",
+    "AsymmetricLoss": "hiercon.losses.classification",
+    "HierarchyConsistencyPenalty": "hiercon.losses.classification",
+    "build_objective": "hiercon.losses.classification",
 }
 
 __all__ = list(_EXPORTS)

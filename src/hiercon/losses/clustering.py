@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from sklearn.cluster import KMeans
 
 from hiercon.errors import LossInputError
 from hiercon.losses.hierarchy_masks import row_group_ids, taxonomy_level_occupancy, taxonomy_node_multi_hot
+from hiercon.taxonomy.data_driven import hierarchical_kmeans
 
 if TYPE_CHECKING:
     from hiercon.taxonomy import LabelTaxonomy
@@ -72,11 +72,12 @@ def taxonomy_level_clusters(taxonomy: LabelTaxonomy, labels: torch.Tensor, depth
 def kmeans_clusters(
     embeddings: torch.Tensor, n_clusters: int, seed: int = 0, normalize: bool = True, n_init: int = 4
 ) -> torch.Tensor:
-    """``[n]`` long: k-means cluster of each (L2-normalised, if ``normalize``) embedding."""
+    """``[n]`` long: k-means cluster of each (L2-normalised, if ``normalize``) embedding (one level of
+    :func:`~hiercon.taxonomy.hierarchical_kmeans`)."""
     points = _points(embeddings, normalize)
     _check_cluster_count(n_clusters, points.shape[0])
-    model = KMeans(n_clusters=int(n_clusters), random_state=seed, n_init=n_init)
-    return torch.from_numpy(model.fit_predict(points).astype(np.int64))
+    clustering = hierarchical_kmeans(points, int(n_clusters), seed=seed, normalize=False, n_init=n_init)
+    return clustering.assignments[:, 0]
 
 
 @dataclass
@@ -141,8 +142,6 @@ def fit_hierarchical_prototypes(
     into ``n_clusters[l]``; assignments are composed; :func:`concentration` gives :math:`\\phi`
     from the members of each prototype (items at level 1, child prototypes above).
     """
-    from hiercon.taxonomy.data_driven import hierarchical_kmeans
-
     points = torch.as_tensor(_points(embeddings, normalize=True))
     clustering = hierarchical_kmeans(points, n_clusters=n_clusters, seed=seed, normalize=False)
     centroids, parents, concentrations = [], [], []

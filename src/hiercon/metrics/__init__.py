@@ -1,4 +1,8 @@
-"""Metrics for multi-label, hierarchical and embedding-space evaluation (numpy in, plain floats out)."""
+"""Metrics for multi-label, hierarchical and embedding-space evaluation (numpy in, plain floats out).
+
+:func:`evaluate_multilabel` is the one evaluation of a classifier; :func:`stage1_metrics` scores an
+embedding space; :func:`tune_thresholds` picks per-label decision thresholds.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 from hiercon._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
+    "evaluate_multilabel": "hiercon.metrics.evaluation",
     "multilabel_metrics": "hiercon.metrics.classification",
     "per_label_report": "hiercon.metrics.classification",
     "resolve_thresholds": "hiercon.metrics.classification",
@@ -22,8 +27,12 @@ _EXPORTS: dict[str, str] = {
     "map_at_r": "hiercon.metrics.embedding",
     "nearest_neighbours": "hiercon.metrics.embedding",
     "make_compute_metrics": "hiercon.metrics.compute",
+    "stage1_metrics": "hiercon.metrics.stage1",
+    "make_stage1_compute_metrics": "hiercon.metrics.stage1",
+    "tune_thresholds": "hiercon.metrics.thresholds",
     "write_evaluation": "hiercon.metrics.report",
     "per_label_markdown": "hiercon.metrics.report",
+    "markdown_table": "hiercon.metrics.report",
 }
 
 __all__ = [*_EXPORTS, "EVALUATE_MODULE", "load_metric"]

@@ -128,11 +128,21 @@ def multilabel_metrics(
     labels present in the truth or the predictions (F1 is undefined elsewhere).
     """
     truth, score_matrix = check_truth_and_scores(y_true, scores)
-    predictions = binarize(score_matrix, thresholds)
+    return prediction_metrics(truth, binarize(score_matrix, thresholds), score_matrix, label_names)
+
+
+def prediction_metrics(
+    truth: np.ndarray,
+    predictions: np.ndarray,
+    scores: np.ndarray,
+    label_names: Sequence[str] | None = None,
+) -> dict[str, float]:
+    """The metrics of :func:`multilabel_metrics` from multi-hot ``predictions`` already made (the threshold
+    metrics) and the ``scores`` they came from (the ranking metrics), all ``[n, L]`` and checked."""
     results = _averaged_scores(truth, predictions)
     results["hamming_loss"] = float(hamming_loss(truth, predictions))
     results["subset_accuracy"] = float((truth == predictions).all(axis=1).mean())
-    results.update(_ranking_scores(truth, score_matrix))
+    results.update(_ranking_scores(truth, scores))
     if label_names is not None:
         names = check_label_names(label_names, truth.shape[1])
         per_label = f1_score(truth, predictions, average=None, zero_division=0)

@@ -9,9 +9,10 @@ import numpy as np
 from scipy.special import expit
 
 from hiercon.errors import ConfigError
-from hiercon.metrics.classification import Thresholds, binarize, multilabel_metrics
-from hiercon.metrics.hierarchical import hierarchical_metrics, leaves_to_nodes, level_metrics
-from hiercon.metrics.inputs import ArrayLike, as_matrix, as_multi_hot, to_numpy
+from hiercon.metrics.classification import Thresholds
+from hiercon.metrics.evaluation import evaluate_multilabel
+from hiercon.metrics.inputs import ArrayLike, as_matrix, to_numpy
+from hiercon.taxonomy.label_space import LabelSpace
 
 ComputeMetrics = Callable[[Any], dict[str, float]]
 LABEL_SPACES = ("nodes", "leaves")
@@ -38,49 +39,45 @@ def _predictions_and_labels(eval_prediction: Any) -> tuple[ArrayLike, ArrayLike]
     return first_array(predictions), first_array(label_ids)
 
 
-def _hierarchy_metrics(
-    truth: np.ndarray,
-    predictions: np.ndarray,
-    taxonomy: Any,
-    label_space: str,
-    label_names: Sequence[str] | None,
-) -> dict[str, float]:
-    if label_space == "leaves":
-        truth = leaves_to_nodes(truth, taxonomy, label_names)
-        predictions = leaves_to_nodes(predictions, taxonomy, label_names)
-    return {
-        **hierarchical_metrics(truth, predictions, taxonomy),
-        **level_metrics(truth, predictions, taxonomy),
-    }
+def _label_space(
+    label_names: Sequence[str] | None, taxonomy: Any, label_space: str | LabelSpace, width: int
+) -> LabelSpace:
+    """The label space of the classifier's ``width`` columns."""
+    if isinstance(label_space, LabelSpace):
+        return label_space
+    if taxonomy is None:
+        return LabelSpace.flat(label_names if label_names is not None else [f"label_{i}" for i in range(width)])
+    if label_names is not None:
+        return LabelSpace.for_names(label_names, taxonomy)
+    return LabelSpace(taxonomy, label_space)  # type: ignore[arg-type]
 
 
 def make_compute_metrics(
     label_names: Sequence[str] | None = None,
     taxonomy: Any = None,
     thresholds: Thresholds | ArrayLike = 0.5,
-    label_space: str = "nodes",
+    label_space: str | LabelSpace = "nodes",
 ) -> ComputeMetrics:
     """A ``compute_metrics`` for a multi-label classifier trained on logits.
 
-    The returned function applies a sigmoid to the logits, thresholds the probabilities and
-    returns :func:`~hiercon.metrics.multilabel_metrics` (per-label F1 when ``label_names`` are
-    given) plus, with a ``taxonomy``, :func:`~hiercon.metrics.hierarchical_metrics` and
-    :func:`~hiercon.metrics.level_metrics`. ``label_space="leaves"`` means the columns are the
-    taxonomy's leaves (``label_names`` order, default ``taxonomy.leaves``) and are lifted to all
-    nodes for the hierarchical metrics. All values are plain floats.
+    The returned function applies a sigmoid to the logits and returns
+    :func:`~hiercon.metrics.evaluate_multilabel` of the probabilities (see it for the keys: ``macro_f1``
+    is over the fine labels; with a taxonomy, ``nodes/``, ``level_<name>/``, hierarchical and
+    ``consistent/`` keys follow), with per-label ``f1/<name>`` when ``label_names`` are given.
+    The columns are ``label_space``: a :class:`~hiercon.taxonomy.LabelSpace`, or ``"nodes"`` /
+    ``"leaves"`` of ``taxonomy`` (``label_names``, when given, must be those columns in order), or flat
+    labels without a taxonomy. All values are plain floats.
     """
-    if label_space not in LABEL_SPACES:
-        raise ConfigError(f"label_space must be one of {LABEL_SPACES}, got {label_space!r}")
+    if not isinstance(label_space, LabelSpace) and label_space not in LABEL_SPACES:
+        raise ConfigError(f"label_space must be one of {LABEL_SPACES} or a LabelSpace, got {label_space!r}")
     names = list(label_names) if label_names is not None else None
 
     def compute_metrics(eval_prediction: Any) -> dict[str, float]:
         logits, label_ids = _predictions_and_labels(eval_prediction)
         probabilities = expit(as_matrix(logits, "logits"))
-        truth = as_multi_hot(np.rint(to_numpy(label_ids, "label_ids").astype(np.float64)), "label_ids")
-        results = multilabel_metrics(truth, probabilities, thresholds, names)
-        if taxonomy is not None:
-            predictions = binarize(probabilities, thresholds)
-            results.update(_hierarchy_metrics(truth, predictions, taxonomy, label_space, names))
+        truth = np.rint(to_numpy(label_ids, "label_ids").astype(np.float64))
+        space = _label_space(names, taxonomy, label_space, probabilities.shape[1])
+        results = evaluate_multilabel(probabilities, truth, space, thresholds, per_label_f1=names is not None)
         return {key: float(value) for key, value in results.items()}
 
     return compute_metrics

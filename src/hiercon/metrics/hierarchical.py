@@ -14,11 +14,13 @@ import numpy as np
 
 from hiercon.errors import HierconError
 from hiercon.metrics.classification import f1_summary
-from hiercon.metrics.inputs import ArrayLike, as_multi_hot, check_same_shape, to_numpy
+from hiercon.metrics.inputs import ArrayLike, as_multi_hot, check_same_shape
+from hiercon.taxonomy.label_space import LabelSpace
 
 
-def _ancestor_matrix(taxonomy: Any) -> np.ndarray:
-    return to_numpy(taxonomy.ancestor_matrix, "taxonomy.ancestor_matrix").astype(bool)
+def node_space(taxonomy: Any) -> LabelSpace:
+    """The ``"nodes"`` label space of a taxonomy (or of the taxonomy of a label space)."""
+    return LabelSpace(taxonomy.taxonomy if isinstance(taxonomy, LabelSpace) else taxonomy, "nodes")
 
 
 def _node_matrix(values: ArrayLike, name: str, taxonomy: Any) -> np.ndarray:
@@ -33,9 +35,9 @@ def _node_matrix(values: ArrayLike, name: str, taxonomy: Any) -> np.ndarray:
 
 def close_under_ancestors(multi_hot_nodes: ArrayLike, taxonomy: Any) -> np.ndarray:
     """Switch on every ancestor of every switched-on node (the ancestor-augmented label sets)."""
-    nodes = _node_matrix(multi_hot_nodes, "multi_hot_nodes", taxonomy)
-    ancestors = _ancestor_matrix(taxonomy).astype(np.int64)
-    return ((nodes @ ancestors) > 0).astype(np.int64)
+    space = node_space(taxonomy)
+    nodes = _node_matrix(multi_hot_nodes, "multi_hot_nodes", space)
+    return space.close(nodes).astype(np.int64)
 
 
 def leaves_to_nodes(
@@ -45,21 +47,23 @@ def leaves_to_nodes(
 
     Column ``j`` of ``multi_hot_leaves`` is the leaf ``leaf_labels[j]`` (default: ``taxonomy.leaves``).
     """
+    space = node_space(taxonomy)
     leaves = as_multi_hot(multi_hot_leaves, "multi_hot_leaves")
-    names = list(taxonomy.leaves if leaf_labels is None else leaf_labels)
+    names = list(space.taxonomy.leaves if leaf_labels is None else leaf_labels)
     if len(names) != leaves.shape[1]:
         raise HierconError(f"multi_hot_leaves has {leaves.shape[1]} columns for {len(names)} leaf labels")
-    nodes = np.zeros((leaves.shape[0], taxonomy.num_labels), dtype=np.int64)
-    nodes[:, [taxonomy.index(name) for name in names]] = leaves
-    return close_under_ancestors(nodes, taxonomy)
+    nodes = np.zeros((leaves.shape[0], space.num_nodes), dtype=np.int64)
+    nodes[:, [space.index(name) for name in names]] = leaves
+    return space.close(nodes).astype(np.int64)
 
 
 def consistency_rate(multi_hot_nodes: ArrayLike, taxonomy: Any) -> float:
     """Share of rows in which no node is switched on without all of its ancestors."""
-    nodes = _node_matrix(multi_hot_nodes, "y_pred", taxonomy)
+    space = node_space(taxonomy)
+    nodes = _node_matrix(multi_hot_nodes, "y_pred", space)
     if nodes.shape[0] == 0:
         raise HierconError("y_pred is empty")
-    return float((close_under_ancestors(nodes, taxonomy) == nodes).all(axis=1).mean())
+    return float(np.mean(space.is_consistent(nodes)))
 
 
 def hierarchical_metrics(y_true: ArrayLike, y_pred: ArrayLike, taxonomy: Any) -> dict[str, float]:
@@ -75,11 +79,12 @@ def hierarchical_metrics(y_true: ArrayLike, y_pred: ArrayLike, taxonomy: Any) ->
     ``consistency_rate`` is the share of predictions in which no child is predicted without its parent.
     Returns ``hierarchical_precision``, ``hierarchical_recall``, ``hierarchical_f1``, ``consistency_rate``.
     """
-    truth = _node_matrix(y_true, "y_true", taxonomy)
-    predictions = _node_matrix(y_pred, "y_pred", taxonomy)
+    space = node_space(taxonomy)
+    truth = _node_matrix(y_true, "y_true", space)
+    predictions = _node_matrix(y_pred, "y_pred", space)
     check_same_shape(truth, predictions, "y_true", "y_pred")
-    augmented_truth = close_under_ancestors(truth, taxonomy)
-    augmented_predictions = close_under_ancestors(predictions, taxonomy)
+    augmented_truth = space.close(truth).astype(np.int64)
+    augmented_predictions = space.close(predictions).astype(np.int64)
     overlap = float((augmented_truth & augmented_predictions).sum())
     predicted, true = float(augmented_predictions.sum()), float(augmented_truth.sum())
     precision = overlap / predicted if predicted else 0.0
@@ -89,20 +94,19 @@ def hierarchical_metrics(y_true: ArrayLike, y_pred: ArrayLike, taxonomy: Any) ->
         "hierarchical_precision": precision,
         "hierarchical_recall": recall,
         "hierarchical_f1": f1,
-        "consistency_rate": consistency_rate(predictions, taxonomy),
+        "consistency_rate": consistency_rate(predictions, space),
     }
 
 
 def level_names(taxonomy: Any) -> list[str]:
     """A name per taxonomy level: the labels' shared ``prefix:`` when they have one (``sentiment``
     for ``sentiment:positive``...), else ``level_<depth>``."""
-    levels = to_numpy(taxonomy.levels, "taxonomy.levels")
+    taxonomy = node_space(taxonomy).taxonomy
     names = []
     for depth in range(int(taxonomy.num_levels)):
-        prefixes = {label.split(":", 1)[0] for label, level in zip(taxonomy.labels, levels) if level == depth}
-        labels_have_prefix = all(
-            ":" in label for label, level in zip(taxonomy.labels, levels) if level == depth
-        )
+        labels = taxonomy.level_labels(depth)
+        prefixes = {label.split(":", 1)[0] for label in labels}
+        labels_have_prefix = all(":" in label for label in labels)
         names.append(prefixes.pop() if len(prefixes) == 1 and labels_have_prefix else f"level_{depth}")
     return names
 
@@ -110,13 +114,13 @@ def level_names(taxonomy: Any) -> list[str]:
 def level_metrics(y_true_nodes: ArrayLike, y_pred_nodes: ArrayLike, taxonomy: Any) -> dict[str, float]:
     """Micro and macro F1 on the nodes of each taxonomy level: ``"<level>_micro_f1"`` and
     ``"<level>_macro_f1"`` with the level names of :func:`level_names` (e.g. ``ekman_micro_f1``)."""
-    truth = _node_matrix(y_true_nodes, "y_true_nodes", taxonomy)
-    predictions = _node_matrix(y_pred_nodes, "y_pred_nodes", taxonomy)
+    space = node_space(taxonomy)
+    truth = _node_matrix(y_true_nodes, "y_true_nodes", space)
+    predictions = _node_matrix(y_pred_nodes, "y_pred_nodes", space)
     check_same_shape(truth, predictions, "y_true_nodes", "y_pred_nodes")
-    levels = to_numpy(taxonomy.levels, "taxonomy.levels")
     results: dict[str, float] = {}
-    for depth, name in enumerate(level_names(taxonomy)):
-        columns = np.flatnonzero(levels == depth)
+    for depth, name in enumerate(level_names(space)):
+        columns = space.taxonomy.level_ids(depth).numpy()
         summary = f1_summary(truth[:, columns], predictions[:, columns])
         results.update({f"{name}_{metric}": value for metric, value in summary.items()})
     return results

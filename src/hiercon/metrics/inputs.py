@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from hiercon.errors import HierconError
+from hiercon.taxonomy.label_space import check_multi_hot
 
 ArrayLike = Any  # numpy array, torch tensor, or nested sequence of numbers
 
@@ -47,12 +48,10 @@ def as_matrix(values: ArrayLike, name: str) -> np.ndarray:
 
 
 def as_multi_hot(values: ArrayLike, name: str) -> np.ndarray:
-    """A 0/1 integer matrix ``[n, L]``; floats must already be exactly 0 or 1."""
+    """A 0/1 integer matrix ``[n, L]``; floats must already be exactly 0 or 1 (checked by
+    :func:`~hiercon.taxonomy.label_space.check_multi_hot`)."""
     array = to_numpy(values, name)
-    if array.ndim != 2:
-        raise HierconError(f"{name} must be a 2-D multi-hot matrix [n, num_labels], got shape {array.shape}")
-    if array.size and not np.isin(array, (0, 1)).all():
-        raise HierconError(f"{name} must hold only 0 and 1 (a multi-hot matrix)")
+    check_multi_hot(array, name, error=HierconError)
     return array.astype(np.int64, copy=False)
 
 

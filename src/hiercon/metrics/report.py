@@ -1,4 +1,5 @@
-"""Evaluation outputs on disk: ``metrics.json``, ``per_label.csv`` and ``per_label.md``."""
+"""Evaluation outputs: ``metrics.json``, ``per_label.csv`` and ``per_label.md`` on disk, and the Markdown
+table renderer."""
 
 from __future__ import annotations
 
@@ -39,11 +40,27 @@ def format_cell(value: object) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A Markdown table (the empty string when there are no rows)."""
+ALIGNMENTS = {"left": "---", "right": "---:", "center": ":---:"}
+
+
+def markdown_table(
+    header: Sequence[str], rows: Sequence[Sequence[object]], align: Sequence[str] | None = None
+) -> str:
+    """A Markdown table, every cell through :func:`format_cell` (the empty string when there are no rows).
+
+    ``align`` gives each column's alignment, ``"left"`` (the default), ``"right"`` or ``"center"``.
+    This is hiercon's one table renderer: evaluation files, the recipe's comparison, the model card
+    and the benchmarks all use it.
+    """
     if not rows:
         return ""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    alignments = list(align) if align is not None else ["left"] * len(header)
+    if len(alignments) != len(header) or any(a not in ALIGNMENTS for a in alignments):
+        raise HierconError(f"align needs one of {sorted(ALIGNMENTS)} per column ({len(header)}), got {alignments}")
+    lines = [
+        "| " + " | ".join(format_cell(cell) for cell in header) + " |",
+        "|" + "|".join(ALIGNMENTS[a] for a in alignments) + "|",
+    ]
     lines += ["| " + " | ".join(format_cell(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 

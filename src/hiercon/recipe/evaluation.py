@@ -1,5 +1,5 @@
-"""Scoring a trained classifier on a split: multi-label, hierarchical and per-level metrics, the
-per-label table, and the markdown comparison of two runs."""
+"""Scoring a trained classifier on a split (through :func:`hiercon.metrics.evaluate_multilabel`), the
+per-label table, stage-1 embeddings, and the markdown comparison of two runs."""
 
 from __future__ import annotations
 
@@ -7,27 +7,29 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 from datasets import Dataset
 
-from hiercon.metrics.classification import multilabel_metrics, per_label_report
-from hiercon.metrics.hierarchical import close_under_ancestors, hierarchical_metrics, level_metrics
+from hiercon.metrics.classification import per_label_report
+from hiercon.metrics.evaluation import describe_metric, evaluate_multilabel
+from hiercon.metrics.report import markdown_table
 from hiercon.recipe.data import LABELS
+from hiercon.taxonomy.label_space import LabelSpace
 
+#: The test metrics of the printed comparison with the baseline (keys of ``evaluate_multilabel``).
 COMPARED_METRICS = (
-    ("micro_f1", "micro F1"),
-    ("macro_f1", "macro F1"),
-    ("map", "mAP"),
-    ("hierarchical_f1", "hierarchical F1"),
-    ("consistency_rate", "consistency"),
+    "micro_f1",
+    "macro_f1",
+    "map",
+    "consistent/macro_f1",
+    "nodes/macro_f1",
+    "hierarchical_f1",
+    "consistency_rate",
 )
 
 
 def label_columns(taxonomy: Any, label_space: str) -> list[int]:
     """Node ids (columns of the ``labels`` multi-hot) the classifier predicts, in its label order."""
-    if label_space == "leaves":
-        return [taxonomy.index(leaf) for leaf in taxonomy.leaves]
-    return list(range(taxonomy.num_labels))
+    return LabelSpace(taxonomy, label_space).node_ids.tolist()  # type: ignore[arg-type]
 
 
 def restrict_labels(dataset: Dataset, columns: Sequence[int], split: str) -> Dataset:
@@ -42,16 +44,6 @@ def restrict_labels(dataset: Dataset, columns: Sequence[int], split: str) -> Dat
     )
 
 
-def node_predictions(
-    predictions: np.ndarray, columns: Sequence[int], taxonomy: Any, label_space: str
-) -> np.ndarray:
-    """Predictions in node space: leaf predictions are lifted to their ancestors; node predictions stay as
-    predicted (so their consistency can be measured)."""
-    nodes = np.zeros((predictions.shape[0], taxonomy.num_labels), dtype=np.int64)
-    nodes[:, list(columns)] = predictions
-    return close_under_ancestors(nodes, taxonomy) if label_space == "leaves" else nodes
-
-
 def score_split(
     scores: np.ndarray,
     truth_nodes: np.ndarray,
@@ -59,47 +51,35 @@ def score_split(
     taxonomy: Any,
     label_space: str,
 ) -> tuple[dict[str, float], list[dict[str, object]]]:
-    """(metrics, per-label rows) of sigmoid ``scores`` against node multi-hot truth."""
-    columns = label_columns(taxonomy, label_space)
-    names = [taxonomy.label(i) for i in columns]
-    thresholds = np.asarray(thresholds, dtype=np.float64)
-    truth = truth_nodes[:, columns]
-    metrics = multilabel_metrics(truth, scores, thresholds)
-    predictions = (scores >= thresholds[None, :]).astype(np.int64)
-    predicted_nodes = node_predictions(predictions, columns, taxonomy, label_space)
-    metrics.update(hierarchical_metrics(truth_nodes.astype(np.int64), predicted_nodes, taxonomy))
-    if taxonomy.num_levels > 1:
-        metrics.update(level_metrics(truth_nodes.astype(np.int64), predicted_nodes, taxonomy))
-    return metrics, per_label_report(truth, scores, thresholds, names)
+    """(metrics, per-label rows) of sigmoid ``scores`` over the ``label_space`` columns of ``taxonomy``
+    against node multi-hot truth: :func:`~hiercon.metrics.evaluate_multilabel` (``macro_f1`` is over the
+    fine labels) and :func:`~hiercon.metrics.per_label_report` of the columns."""
+    space = LabelSpace(taxonomy, label_space)  # type: ignore[arg-type]
+    metrics = evaluate_multilabel(scores, truth_nodes, space, thresholds)
+    truth = space.restrict(np.asarray(truth_nodes, dtype=np.float32))
+    return metrics, per_label_report(truth, scores, thresholds, space.names)
 
 
 def truth_matrix(dataset: Dataset) -> np.ndarray:
     return np.asarray(dataset[LABELS], dtype=np.float32)
 
 
-@torch.no_grad()
 def embed(model: Any, dataset: Dataset, collator: Any, batch_size: int = 64) -> np.ndarray:
-    """Stage-1 embeddings ``[n, d]`` of a split (evaluation mode, no views)."""
-    model.eval()
-    device = next(model.parameters()).device
-    rows = []
-    for start in range(0, len(dataset), batch_size):
-        features = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-        batch = collator(features)
-        batch.pop(LABELS, None)
-        inputs = {key: value.to(device) for key, value in batch.items() if isinstance(value, torch.Tensor)}
-        rows.append(model(**inputs).embeddings.float().cpu().numpy())
-    return np.concatenate(rows) if rows else np.zeros((0, 0), dtype=np.float32)
+    """Stage-1 embeddings ``[n, d]`` of a split (evaluation mode, no views), from ``Trainer.predict``."""
+    from hiercon.training.prediction import predict_embeddings
+
+    return predict_embeddings(model, dataset, collator, batch_size)
 
 
 def comparison_table(ours: Mapping[str, float], baseline: Mapping[str, float]) -> str:
     """Markdown table of hiercon vs the BCE baseline on the headline test metrics."""
-    lines = ["| test metric | hiercon (two-stage) | BCE baseline | difference |", "|---|---:|---:|---:|"]
-    for key, name in COMPARED_METRICS:
-        if key in ours and key in baseline:
-            difference = ours[key] - baseline[key]
-            lines.append(f"| {name} | {ours[key]:.4f} | {baseline[key]:.4f} | {difference:+.4f} |")
-    return "\n".join(lines) + "\n"
+    rows = [
+        [describe_metric(key), ours[key], baseline[key], f"{ours[key] - baseline[key]:+.4f}"]
+        for key in COMPARED_METRICS
+        if key in ours and key in baseline
+    ]
+    header = ["test metric", "hiercon (two-stage)", "BCE baseline", "difference"]
+    return markdown_table(header, rows, align=["left", "right", "right", "right"])
 
 
 def evaluate_model_folder(

@@ -24,6 +24,7 @@ from sklearn.cluster import AgglomerativeClustering, KMeans, MiniBatchKMeans
 
 from hiercon.errors import HierconError
 from hiercon.taxonomy.graph import LabelTaxonomy
+from hiercon.taxonomy.label_space import check_multi_hot
 
 #: Above this many points :func:`hierarchical_kmeans` uses ``MiniBatchKMeans`` unless told otherwise.
 MINIBATCH_ABOVE = 10_000
@@ -237,8 +238,7 @@ def _binary_matrix(multi_hot: Any) -> np.ndarray:
     matrix = _as_numpy(multi_hot)
     if matrix.ndim != 2 or matrix.shape[0] == 0 or matrix.shape[1] == 0:
         raise HierconError(f"expected a non-empty multi-hot matrix [n_examples, n_labels], got {matrix.shape}")
-    if not np.isin(matrix, (0, 1)).all():
-        raise HierconError("multi-hot matrix must hold only 0 and 1")
+    check_multi_hot(matrix, "multi-hot matrix", error=HierconError)
     return matrix.astype(np.float64)
 
 

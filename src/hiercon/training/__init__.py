@@ -1,13 +1,18 @@
-"""Trainers: stage 1 (:class:`ContrastiveTrainer`) and stage 2 (``ClassifierTrainer``)."""
+"""Trainers: stage 1 (:class:`ContrastiveTrainer`) and stage 2 (``ClassifierTrainer``), with their
+batch samplers, collators and callbacks.
+
+Stage-1 metrics and threshold tuning live in :mod:`hiercon.metrics`, the stage-2 losses in
+:mod:`hiercon.losses`, the hierarchical k-means in :mod:`hiercon.taxonomy`.
+"""
 
 from __future__ import annotations
 
 from hiercon._lazy import lazy_exports
-from hiercon.training.callbacks import ClusterCallback, MomentumCallback, hierarchical_kmeans
+from hiercon.training.callbacks import ClusterCallback, MomentumCallback
 from hiercon.training.collators import ContrastiveDataCollator
 from hiercon.training.contrastive_trainer import ContrastiveTrainer
+from hiercon.training.prediction import predict_embeddings
 from hiercon.training.samplers import MultiLabelBatchSampler
-from hiercon.training.stage1_metrics import make_stage1_compute_metrics, stage1_metrics
 
 __all__ = [
     "ClassifierTrainer",
@@ -16,9 +21,7 @@ __all__ = [
     "ContrastiveTrainer",
     "MomentumCallback",
     "MultiLabelBatchSampler",
-    "hierarchical_kmeans",
-    "make_stage1_compute_metrics",
-    "stage1_metrics",
+    "predict_embeddings",
 ]
 
 __getattr__, __dir__ = lazy_exports(globals(), {"ClassifierTrainer": "hiercon.training.classifier_trainer"})

@@ -7,38 +7,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.cluster import KMeans
 from transformers import TrainerCallback
 
 from hiercon.errors import ConfigError
-from hiercon.training.collators import ContrastiveDataCollator
-
-
-def hierarchical_kmeans(
-    embeddings: np.ndarray, n_clusters: Sequence[int], seed: int = 0
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Bottom-up k-means (HCSC, Guo et al. 2022): level 0 clusters the embeddings, level ``l + 1``
-    clusters the L2-normalised centroids of level ``l``.
-
-    Returns the per-example assignments ``[n, levels]`` (level ``l + 1`` composed through the
-    parent map) and the L2-normalised centroids of each level.
-    """
-    points = embeddings.astype(np.float32)
-    assignments: list[np.ndarray] = []
-    centroids: list[np.ndarray] = []
-    current = np.arange(points.shape[0])
-    for level, count in enumerate(n_clusters):
-        if count > points.shape[0]:
-            raise ConfigError(
-                f"level {level} asks for {count} clusters but has only {points.shape[0]} points"
-            )
-        kmeans = KMeans(n_clusters=count, n_init=3, random_state=seed).fit(points)
-        current = kmeans.labels_[current]
-        assignments.append(current)
-        centres = kmeans.cluster_centers_
-        points = centres / np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-12)
-        centroids.append(points)
-    return np.stack(assignments, axis=1), centroids
+from hiercon.taxonomy.data_driven import hierarchical_kmeans
+from hiercon.training.prediction import embeddings_of, model_inputs_only
 
 
 class ClusterCallback(TrainerCallback):
@@ -92,31 +65,24 @@ class ClusterCallback(TrainerCallback):
         if epoch > 0 and epoch % self.every_n_epochs == 0:
             self.recluster()
 
-    @torch.no_grad()
     def embed(self) -> np.ndarray:
-        """Embeddings (projection-head output) of the dataset, in row order."""
+        """Embeddings (projection-head output) of the dataset, in row order, from the trainer's
+        ``predict`` (evaluation mode, gathered across processes). The label columns are left out, so no
+        loss is computed, and the trainer's ``compute_metrics`` is skipped."""
         trainer = self._require_trainer()
         dataset = self.dataset if self.dataset is not None else trainer.train_dataset
-        model = trainer.accelerator.unwrap_model(trainer.model)
-        if hasattr(dataset, "column_names"):
-            keep = [
-                c
-                for c in ("input_ids", "attention_mask", "token_type_ids", "pixel_values")
-                if c in dataset.column_names
-            ]
-            dataset = dataset.select_columns(keep)
-        tokenizer = trainer.processing_class if hasattr(trainer.processing_class, "pad") else None
-        loader = torch.utils.data.DataLoader(
-            dataset, batch_size=self.batch_size, shuffle=False, collate_fn=ContrastiveDataCollator(tokenizer)
-        )
+        dataset = model_inputs_only(dataset, keep=getattr(trainer, "extra_label_names", ()))
+        model = trainer.model
         was_training = model.training
-        model.eval()
-        device = next(model.parameters()).device
-        parts = [
-            model(**{k: v.to(device) for k, v in batch.items()}).embeddings.float().cpu() for batch in loader
-        ]
-        model.train(was_training)
-        return torch.cat(parts).numpy()
+        compute_metrics, trainer.compute_metrics = trainer.compute_metrics, None
+        batch_size, trainer.args.per_device_eval_batch_size = trainer.args.per_device_eval_batch_size, self.batch_size
+        try:
+            output = trainer.predict(dataset)
+        finally:
+            trainer.compute_metrics = compute_metrics
+            trainer.args.per_device_eval_batch_size = batch_size
+            model.train(was_training)
+        return embeddings_of(output, len(dataset))
 
     def recluster(self) -> None:
         """Embed the dataset, cluster it, and hand the assignments (and prototypes) over."""
@@ -129,7 +95,7 @@ class ClusterCallback(TrainerCallback):
             hierarchy = torch.as_tensor(prototypes.assignments, dtype=torch.long).cpu()
             self.centroids = [c.cpu().numpy() for c in prototypes.centroids]
         else:
-            cluster = hierarchical_kmeans if self.hierarchical else self._flat_kmeans
+            cluster = self._hierarchical_kmeans if self.hierarchical else self._flat_kmeans
             assignments, self.centroids = cluster(embeddings, self.n_clusters, self.seed)
             hierarchy = torch.as_tensor(assignments, dtype=torch.long)
             if hasattr(loss, "set_prototypes"):
@@ -138,12 +104,23 @@ class ClusterCallback(TrainerCallback):
         trainer.cluster_assignments = hierarchy[:, self.label_level].contiguous()
 
     @staticmethod
-    def _flat_kmeans(
+    def _hierarchical_kmeans(
         embeddings: np.ndarray, n_clusters: Sequence[int], seed: int
     ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Bottom-up k-means (HCSC, Guo et al. 2022; :func:`~hiercon.taxonomy.hierarchical_kmeans`): the
+        ``[n, levels]`` assignments and each level's L2-normalised centroids."""
+        clustering = hierarchical_kmeans(embeddings, n_clusters, seed=seed, normalize=False)
+        centroids = [torch.nn.functional.normalize(c, dim=1).numpy() for c in clustering.centroids]
+        return clustering.assignments.numpy(), centroids
+
+    @classmethod
+    def _flat_kmeans(
+        cls, embeddings: np.ndarray, n_clusters: Sequence[int], seed: int
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """One independent k-means per cluster count."""
         columns, centroids = [], []
         for count in n_clusters:
-            assignment, centres = hierarchical_kmeans(embeddings, (count,), seed)
+            assignment, centres = cls._hierarchical_kmeans(embeddings, (count,), seed)
             columns.append(assignment[:, 0])
             centroids += centres
         return np.stack(columns, axis=1), centroids

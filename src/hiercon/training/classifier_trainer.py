@@ -13,6 +13,8 @@ from torch import nn
 from transformers import Trainer
 
 from hiercon.errors import ConfigError, UnknownLabelError
+from hiercon.losses.classification import MultiLabelLoss, build_objective, taxonomy_edge_index
+from hiercon.metrics.thresholds import DEFAULT_GRID, tune_thresholds
 from hiercon.modeling.classifier import (
     apply_lora,
     merge_lora,
@@ -24,9 +26,6 @@ from hiercon.modeling.classifier import (
 )
 from hiercon.training.evaluation_order import DatasetOrderEvaluation
 from hiercon.training.loss_parts import LossPartsMeter
-from hiercon.training.losses_stage2 import MultiLabelLoss, build_objective, taxonomy_edge_index
-from hiercon.training.model_card import ClassifierCardMixin
-from hiercon.training.thresholds import DEFAULT_GRID, tune_thresholds
 
 if TYPE_CHECKING:
     from peft import PeftConfig
@@ -145,7 +144,7 @@ def freeze_base_model(model: nn.Module) -> int:
     return frozen
 
 
-class ClassifierTrainer(ClassifierCardMixin, DatasetOrderEvaluation, Trainer):
+class ClassifierTrainer(DatasetOrderEvaluation, Trainer):
     """A ``transformers.Trainer`` for multi-label classifiers built by :func:`hiercon.build_classifier`.
 
     Args:
@@ -289,7 +288,7 @@ class ClassifierTrainer(ClassifierCardMixin, DatasetOrderEvaluation, Trainer):
     # ---- saving ----
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        """Save the deliverable: a plain transformers classifier (safetensors), its processor and its card.
+        """Save the deliverable: a plain transformers classifier (safetensors) and its processor.
 
         A LoRA-wrapped classifier is saved merged. Checkpoints written during training, and saves under
         DeepSpeed or FSDP (which need the Trainer's state gathering), use the Trainer's own format.
@@ -303,5 +302,4 @@ class ClassifierTrainer(ClassifierCardMixin, DatasetOrderEvaluation, Trainer):
             merge_lora(self.model).save_pretrained(output_dir)
             if self.processing_class is not None:
                 self.processing_class.save_pretrained(output_dir)
-        self.write_model_card(output_dir)
         self.accelerator.wait_for_everyone()

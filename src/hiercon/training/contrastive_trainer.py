@@ -33,7 +33,6 @@ from hiercon.training.callbacks import MomentumCallback
 from hiercon.training.collators import ContrastiveDataCollator
 from hiercon.training.evaluation_order import DatasetOrderEvaluation
 from hiercon.training.loss_parts import LossPartsMeter
-from hiercon.training.model_card import EncoderCardMixin
 from hiercon.training.samplers import MultiLabelBatchSampler
 from hiercon.training.stage1_labels import LabelFeeder
 
@@ -41,7 +40,7 @@ TRAINING_ARGS_NAME = "training_args.bin"
 LOSS_STATE_NAME = "loss_state.safetensors"
 
 
-class ContrastiveTrainer(EncoderCardMixin, DatasetOrderEvaluation, Trainer):
+class ContrastiveTrainer(DatasetOrderEvaluation, Trainer):
     """Trainer for stage 1 (contrastive representation learning).
 
     Args:

@@ -1,4 +1,5 @@
-"""Stage-2 (classification) objectives over multi-hot targets.
+"""Stage-2 (classification) objectives over multi-hot targets: binary cross-entropy, the asymmetric
+loss (ASL) and a hierarchy-consistency penalty, combined by :func:`build_objective`.
 
 Every classification loss here is a mean over the ``batch x labels`` items of the batch, so that a
 trainer that divides the per-batch loss by the number of gradient-accumulation steps gets the same

@@ -1,4 +1,4 @@
-"""``compute_metrics`` for stage 1: how well the embedding space groups examples by label.
+"""``compute_metrics`` for stage 1: how well an embedding space groups examples by label.
 
 The predictions are the embeddings that :meth:`ContrastiveTrainer.prediction_step` returns and the
 label ids the evaluation set's multi-hot labels (or class ids). Scores, computed leave-one-out on
@@ -19,6 +19,7 @@ import numpy as np
 
 from hiercon.errors import ConfigError, HierconError
 from hiercon.metrics.embedding import knn_level_accuracy, knn_multilabel_f1, map_at_r
+from hiercon.metrics.hierarchical import node_space
 
 
 def _as_array(values: Any) -> np.ndarray:
@@ -27,23 +28,23 @@ def _as_array(values: Any) -> np.ndarray:
     return np.asarray(values)
 
 
-def _multi_hot(labels: np.ndarray, taxonomy: Any) -> np.ndarray:
-    """Multi-hot over the taxonomy (class ids are expanded with their ancestors)."""
-    if labels.ndim == 2:
-        return labels
-    if taxonomy is None:
-        return labels
-    ancestors = taxonomy.ancestor_matrix.numpy().astype(np.float32)
-    return ancestors[labels.astype(np.int64)]
+def _node_labels(labels: np.ndarray, taxonomy: Any) -> np.ndarray:
+    """Multi-hot over all taxonomy nodes, ancestors switched on, from class ids or multi-hot rows over
+    the nodes or the leaves."""
+    space = node_space(taxonomy)
+    try:
+        if labels.ndim == 1:
+            return np.asarray(space.multi_hot(labels.astype(np.int64)))
+        return np.asarray(space.to_nodes(labels.astype(np.float32)))
+    except HierconError as error:
+        raise ConfigError(f"stage-1 metrics: {error}") from None
 
 
 def _levels(labels: np.ndarray, taxonomy: Any) -> dict[str, np.ndarray]:
     """Per-depth labels: class ids when each example has exactly one label at that depth."""
-    depths = taxonomy.levels.numpy()
     levels: dict[str, np.ndarray] = {}
     for depth in range(int(taxonomy.num_levels)):
-        columns = np.flatnonzero(depths == depth)
-        level = labels[:, columns] > 0
+        level = labels[:, taxonomy.level_ids(depth).numpy()] > 0
         if (level.sum(axis=1) == 1).all():
             levels[f"level_{depth}"] = level.argmax(axis=1)
         elif level.any():
@@ -52,25 +53,27 @@ def _levels(labels: np.ndarray, taxonomy: Any) -> dict[str, np.ndarray]:
 
 
 def stage1_metrics(embeddings: Any, labels: Any, taxonomy: Any = None, k: int = 10) -> dict[str, float]:
-    """The stage-1 scores of ``embeddings`` ``[n, d]`` against ``labels`` (see the module docstring)."""
+    """The stage-1 scores of ``embeddings`` ``[n, d]`` against ``labels`` (see the module docstring).
+
+    With a ``taxonomy`` (or a label space), ``labels`` may be class ids or multi-hot over the taxonomy's
+    nodes or leaves; they are scored over all nodes with ancestors switched on.
+    """
     embeddings = np.asarray(embeddings, dtype=np.float32)
-    labels = _multi_hot(_as_array(labels), taxonomy)
+    labels = _as_array(labels)
     if embeddings.ndim != 2 or labels.shape[0] != embeddings.shape[0]:
         raise ConfigError(
             f"stage-1 metrics need embeddings [n, d] and labels with n rows, got {embeddings.shape} and {labels.shape}"
         )
+    if taxonomy is not None:
+        labels = _node_labels(labels, taxonomy)
     k = min(k, embeddings.shape[0] - 1)
     results = {f"knn_{name}": value for name, value in knn_multilabel_f1(embeddings, labels, k=k).items()}
     try:
         results["map_at_r"] = map_at_r(embeddings, labels)
     except HierconError:
         results["map_at_r"] = float("nan")
-    if taxonomy is not None and labels.ndim == 2:
-        if labels.shape[1] != taxonomy.num_labels:
-            raise ConfigError(
-                f"labels have {labels.shape[1]} columns but the taxonomy has {taxonomy.num_labels} labels"
-            )
-        levels = _levels(labels, taxonomy)
+    if taxonomy is not None:
+        levels = _levels(labels, node_space(taxonomy).taxonomy)
         if levels:
             results.update(knn_level_accuracy(embeddings, levels, k=k))
     return results
