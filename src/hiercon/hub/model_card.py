@@ -1,24 +1,27 @@
-"""Model cards for hiercon classifiers, rendered from ``model_cards/hiercon_classifier.md``.
+"""Model cards of hiercon models, rendered from the templates in ``model_cards/``.
 
-The card's YAML front matter is a :class:`huggingface_hub.ModelCardData` with a ``model-index`` of
-:class:`huggingface_hub.EvalResult` entries; the body describes both training stages, the data,
-the taxonomy, the evaluation and the losses' citations. Cards never hold credentials.
+:func:`build_model_card` renders a :class:`~hiercon.hub.card_data.HierconCardData` with
+``huggingface_hub.ModelCard``: ``hiercon_classifier.md`` for a classifier, ``hiercon_encoder.md``
+for a stage-1 encoder. The YAML front matter is the card data's metadata; the body describes the
+training stages, the data, the taxonomy, the evaluation and the losses' citations. Cards never hold
+credentials or local paths.
 """
 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub import ModelCard
 
 from hiercon.errors import ConfigError
+from hiercon.hub.card_data import HEADLINE_METRICS, PIPELINE_TAGS, HierconCardData
+from hiercon.hub.model_ids import without_local_paths
 from hiercon.metrics.hierarchical import level_names
 from hiercon.metrics.inputs import as_multi_hot
 from hiercon.metrics.report import markdown_table, per_label_markdown
@@ -28,14 +31,6 @@ from hiercon.metrics.report import markdown_table, per_label_markdown
 TEMPLATES = Path(__file__).resolve().parents[1] / "model_cards"
 TEMPLATE_PATH = TEMPLATES / "hiercon_classifier.md"
 ENCODER_TEMPLATE_PATH = TEMPLATES / "hiercon_encoder.md"
-TAGS = ["hiercon", "multi-label", "contrastive-learning", "hierarchical-classification"]
-PIPELINE_TAGS = {"text-classification": "text classification", "image-classification": "image classification"}
-HEADLINE_METRICS = {
-    "micro_f1": "Micro F1",
-    "macro_f1": "Macro F1",
-    "map": "mAP",
-    "hierarchical_f1": "Hierarchical F1",
-}
 VERSIONED_PACKAGES = (
     "hiercon",
     "transformers",
@@ -46,45 +41,15 @@ VERSIONED_PACKAGES = (
     "scikit-learn",
 )
 TREE_EXCERPT_LINES = 25
-
-
-@dataclass
-class ModelCardInfo:
-    """Everything a hiercon classifier's card reports.
-
-    ``stage1`` is the classifier config's ``hiercon["stage1"]`` record (``loss``, ``loss_config``,
-    ``citation``, ``pooling``, ``peft``...); ``stage1_hyperparameters`` and ``stage2`` hold training
-    settings (``stage2["loss"]`` names the head's loss). ``dataset_statistics`` maps a split name to
-    :func:`dataset_statistics`. ``metrics`` are the ``eval_split`` results (e.g. of
-    :func:`hiercon.metrics.multilabel_metrics` merged with the hierarchical ones), ``per_label`` the
-    rows of :func:`hiercon.metrics.per_label_report`. ``plots`` maps a caption to an image path
-    relative to the model folder; ``comparison`` maps a system name to its metrics.
-    """
-
-    model_id: str
-    base_model: str
-    label_names: Sequence[str]
-    pipeline_tag: str = "text-classification"
-    model_name: str | None = None
-    thresholds: Sequence[float] | None = None
-    taxonomy: Any = None
-    label_space: str = "nodes"
-    stage1: Mapping[str, Any] = field(default_factory=dict)
-    stage1_hyperparameters: Mapping[str, Any] = field(default_factory=dict)
-    stage2: Mapping[str, Any] = field(default_factory=dict)
-    datasets: Sequence[str] = ()
-    dataset_name: str | None = None
-    dataset_statistics: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    metrics: Mapping[str, float] = field(default_factory=dict)
-    eval_split: str = "test"
-    per_label: Sequence[Mapping[str, Any]] = ()
-    comparison: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
-    citations: Sequence[str] = ()
-    license: str = "apache-2.0"
-    language: Sequence[str] | None = None
-    example_input: str = "I am so happy for you, thank you!"
-    plots: Mapping[str, str] = field(default_factory=dict)
-    architecture: str = "AutoModelForSequenceClassification"
+LABEL_LIST_LIMIT = 50
+TOKEN_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+REDACTED = "***"
+LOG_COLUMNS = {
+    "epoch": "Epoch",
+    "step": "Step",
+    "training_loss": "Training Loss",
+    "validation_loss": "Validation Loss",
+}
 
 
 def dataset_statistics(labels: Any, label_names: Sequence[str], top: int = 5) -> dict[str, Any]:
@@ -103,75 +68,9 @@ def dataset_statistics(labels: Any, label_names: Sequence[str], top: int = 5) ->
     }
 
 
-def info_from_config(config: Any, **fields: Any) -> ModelCardInfo:
-    """A :class:`ModelCardInfo` whose labels, thresholds, taxonomy, label space, stage-1 record, base
-    model, pipeline tag and architecture come from a hiercon classifier config (``fields`` override)."""
-    record = dict(getattr(config, "hiercon", None) or {})
-    id2label = {int(key): value for key, value in (getattr(config, "id2label", None) or {}).items()}
-    architectures = getattr(config, "architectures", None) or []
-    is_image = any("ImageClassification" in name for name in architectures)
-    stage1 = dict(record.get("stage1") or {})
-    derived = {
-        "label_names": [id2label[i] for i in sorted(id2label)],
-        "thresholds": record.get("thresholds"),
-        "taxonomy": record.get("taxonomy"),
-        "label_space": record.get("label_space", "leaves"),
-        "stage1": stage1,
-        "base_model": stage1.get("base_model") or getattr(config, "_name_or_path", "") or "unknown",
-        "pipeline_tag": "image-classification" if is_image else "text-classification",
-        "architecture": "AutoModelForImageClassification"
-        if is_image
-        else "AutoModelForSequenceClassification",
-    }
-    derived.update(fields)
-    if "model_id" not in derived:
-        raise ConfigError(
-            "info_from_config needs model_id= (the Hub repository id or folder the card describes)"
-        )
-    return ModelCardInfo(**derived)
-
-
-def _settings_table(settings: Mapping[str, Any]) -> str:
-    rows = [(key, value) for key, value in settings.items() if value not in (None, "", {}, [])]
-    return markdown_table(("setting", "value"), rows) or "Not recorded.\n"
-
-
-def _stage1_settings(info: ModelCardInfo) -> dict[str, Any]:
-    stage1 = {key: value for key, value in info.stage1.items() if key not in ("citation", "base_model")}
-    loss_config = stage1.pop("loss_config", None) or {}
-    return {
-        **stage1,
-        **{f"loss.{key}": value for key, value in loss_config.items()},
-        **info.stage1_hyperparameters,
-    }
-
-
-def _dataset_tables(info: ModelCardInfo) -> tuple[str, str]:
-    statistics = info.dataset_statistics
-    summary = markdown_table(
-        ("split", "examples", "labels per example", "labels used"),
-        [(split, s["examples"], s["label_cardinality"], s["labels_used"]) for split, s in statistics.items()],
-    )
-    top = markdown_table(
-        ("split", "most frequent labels (count)"),
-        [
-            (split, ", ".join(f"{label} ({count})" for label, count in s.get("top_labels", [])))
-            for split, s in statistics.items()
-        ],
-    )
-    return summary or "Statistics not recorded.\n", top
-
-
-def _load_taxonomy(taxonomy: Any) -> Any:
-    if taxonomy is None or hasattr(taxonomy, "ancestor_matrix"):
-        return taxonomy
-    from hiercon.taxonomy import LabelTaxonomy
-
-    return LabelTaxonomy.from_dict(taxonomy)
-
-
 def taxonomy_summary(taxonomy: Any) -> str:
     """Levels with their label counts and example labels, and the first lines of the tree."""
+    taxonomy = _load_taxonomy(taxonomy)
     if taxonomy is None:
         return ""
     levels = np.asarray(taxonomy.levels)
@@ -191,6 +90,65 @@ def taxonomy_summary(taxonomy: Any) -> str:
         + "\n".join(excerpt)
         + "\n```\n"
     )
+
+
+def _load_taxonomy(taxonomy: Any) -> Any:
+    if taxonomy is None or hasattr(taxonomy, "ancestor_matrix"):
+        return taxonomy
+    from hiercon.taxonomy import LabelTaxonomy
+
+    return LabelTaxonomy.from_dict(taxonomy)
+
+
+def framework_versions() -> dict[str, str]:
+    """Installed versions of the packages that trained the model."""
+    versions = {}
+    for package in VERSIONED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+# ---- tables ----------------------------------------------------------------------------------------
+
+
+def _settings_table(settings: Mapping[str, Any]) -> str:
+    rows = [(key, value) for key, value in settings.items() if value not in (None, "", {}, [])]
+    return markdown_table(("setting", "value"), rows) or "Not recorded.\n"
+
+
+def _stage_settings(record: Mapping[str, Any], hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
+    """A stage's record (its loss and the loss's options first) and then its training settings."""
+    settings = {key: value for key, value in record.items() if key not in ("citation", "base_model")}
+    loss_config = settings.pop("loss_config", None) or {}
+    return without_local_paths(
+        {
+            **settings,
+            **{f"loss.{key}": value for key, value in loss_config.items()},
+            **hyperparameters,
+        }
+    )
+
+
+def _dataset_tables(statistics: Mapping[str, Mapping[str, Any]]) -> tuple[str, str]:
+    summary = markdown_table(
+        ("split", "examples", "labels per example", "labels used"),
+        [
+            (split, s.get("examples"), s.get("label_cardinality"), s.get("labels_used"))
+            for split, s in statistics.items()
+        ],
+    )
+    top = markdown_table(
+        ("split", "most frequent labels (count)"),
+        [
+            (split, ", ".join(f"{label} ({count})" for label, count in s["top_labels"]))
+            for split, s in statistics.items()
+            if s.get("top_labels")
+        ],
+    )
+    return summary or "Statistics not recorded.\n", top
 
 
 def _metrics_table(metrics: Mapping[str, float]) -> str:
@@ -213,112 +171,98 @@ def _comparison_table(comparison: Mapping[str, Mapping[str, float]]) -> str:
     return markdown_table(("model", *(HEADLINE_METRICS[key] for key in keys)), rows)
 
 
-def _per_label_rows(info: ModelCardInfo) -> list[Mapping[str, Any]]:
-    if info.per_label:
-        return list(info.per_label)
-    thresholds = list(info.thresholds) if info.thresholds is not None else [0.5] * len(info.label_names)
-    return [{"label": label, "threshold": float(value)} for label, value in zip(info.label_names, thresholds)]
+def _per_label_rows(data: HierconCardData) -> list[Mapping[str, Any]]:
+    if data.per_label:
+        return list(data.per_label)
+    thresholds = list(data.thresholds) if data.thresholds is not None else [0.5] * len(data.label_names)
+    return [{"label": label, "threshold": float(value)} for label, value in zip(data.label_names, thresholds)]
 
 
-def framework_versions() -> dict[str, str]:
-    """Installed versions of the packages that trained the model."""
-    versions = {}
-    for package in VERSIONED_PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
+def _training_logs_table(logs: Sequence[Mapping[str, Any]]) -> str:
+    """One row per logged step: epoch, step, training and validation loss, then other logged values."""
+    columns = [key for key in LOG_COLUMNS if any(key in row for row in logs)]
+    columns += sorted({key for row in logs for key in row} - set(LOG_COLUMNS))
+    header = [LOG_COLUMNS.get(key, key) for key in columns]
+    return markdown_table(header, [[row.get(key, "") for key in columns] for row in logs])
 
 
-def _citations(info: ModelCardInfo) -> str:
-    entries = [info.stage1.get("citation") or "", *info.citations]
-    unique = list(dict.fromkeys(entry.strip() for entry in entries if entry and entry.strip()))
-    return "\n\n".join(unique)
+def _label_list(labels: Sequence[str]) -> str:
+    shown = ", ".join(f"`{label}`" for label in labels[:LABEL_LIST_LIMIT])
+    more = len(labels) - LABEL_LIST_LIMIT
+    return shown + (f" and {more} more" if more > 0 else "")
 
 
-def _eval_results(info: ModelCardInfo, dataset_type: str, dataset_name: str) -> list[EvalResult]:
-    return [
-        EvalResult(
-            task_type=info.pipeline_tag,
-            dataset_type=dataset_type,
-            dataset_name=dataset_name,
-            dataset_split=info.eval_split,
-            metric_type=key,
-            metric_name=name,
-            metric_value=round(float(info.metrics[key]), 6),
-        )
-        for key, name in HEADLINE_METRICS.items()
-        if key in info.metrics and math.isfinite(float(info.metrics[key]))
-    ]
+# ---- rendering -------------------------------------------------------------------------------------
 
 
-def _check(info: ModelCardInfo) -> None:
-    if info.pipeline_tag not in PIPELINE_TAGS:
-        raise ConfigError(f"pipeline_tag must be one of {sorted(PIPELINE_TAGS)}, got {info.pipeline_tag!r}")
-    if info.thresholds is not None and len(info.thresholds) != len(info.label_names):
-        raise ConfigError(f"{len(info.thresholds)} thresholds for {len(info.label_names)} labels")
-    if not info.label_names:
-        raise ConfigError("ModelCardInfo.label_names is empty")
+def _template_values(data: HierconCardData) -> dict[str, Any]:
+    """The template variables shared by both kinds of card."""
+    dataset_table, top_labels_table = _dataset_tables(data.dataset_statistics)
+    return {
+        "model_name": data.model_name or data.default_model_name(),
+        "model_id": data.model_id or data.default_model_name(),
+        "base_model": data.hub_base_model or "",
+        "pipeline_tag": data.pipeline_tag,
+        "task_description": PIPELINE_TAGS[data.pipeline_tag],
+        "architecture": data.architecture,
+        "num_labels": len(data.label_names),
+        "label_list": _label_list(data.label_names),
+        "label_space": data.label_space,
+        "example_input": json.dumps(data.example_input),
+        "stage1_table": _settings_table(_stage_settings(data.stage1, data.stage1_hyperparameters)),
+        "stage2_table": _settings_table(_stage_settings(data.stage2, data.stage2_hyperparameters)),
+        "loss": data.stage1.get("loss") or "not recorded",
+        "pooling": data.stage1.get("pooling") or "mean",
+        "classifier_repo_id": data.classifier_repo_id or "",
+        "dataset_list": ", ".join(data.datasets) or (data.dataset_name or "not recorded"),
+        "dataset_table": dataset_table,
+        "top_labels_table": top_labels_table,
+        "taxonomy_summary": taxonomy_summary(data.taxonomy),
+        "eval_split": data.eval_split,
+        "metrics_table": _metrics_table(data.metrics),
+        "has_metrics": bool(data.metrics),
+        "comparison_table": _comparison_table(data.comparison),
+        "training_logs_table": _training_logs_table(data.training_logs),
+        "plots": list(data.plots.items()),
+        "versions_table": markdown_table(("package", "version"), list(framework_versions().items())),
+        "citations": "\n\n".join(data.all_citations()),
+    }
 
 
-def card_data(info: ModelCardInfo) -> ModelCardData:
-    """The card's YAML metadata, with the headline metrics as a ``model-index``."""
-    dataset_name = info.dataset_name or (info.datasets[0] if info.datasets else "custom")
-    dataset_type = info.datasets[0] if info.datasets else dataset_name.lower().replace(" ", "_")
-    return ModelCardData(
-        model_name=info.model_name or info.model_id.split("/")[-1],
-        language=list(info.language) if info.language else None,
-        license=info.license,
-        library_name="transformers",
-        pipeline_tag=info.pipeline_tag,
-        tags=list(TAGS),
-        base_model=info.base_model,
-        datasets=list(info.datasets) or None,
-        metrics=[key for key in HEADLINE_METRICS if key in info.metrics] or None,
-        eval_results=_eval_results(info, dataset_type, dataset_name) or None,
-    )
+def build_model_card(
+    data: HierconCardData, template_path: str | Path | None = None, secrets: Iterable[str | None] = ()
+) -> ModelCard:
+    """Render the card of a hiercon classifier or encoder.
 
-
-def build_model_card(info: ModelCardInfo, template_path: str | Path | None = None) -> ModelCard:
-    """Render the card of a hiercon classifier from ``info`` (template: ``model_cards/hiercon_classifier.md``)."""
-    _check(info)
-    template = Path(template_path) if template_path is not None else TEMPLATE_PATH
+    ``template_path`` defaults to ``model_cards/hiercon_classifier.md`` or ``hiercon_encoder.md`` by
+    the card's kind. ``secrets`` (e.g. a Hub token) and the tokens in ``HF_TOKEN`` or
+    ``HUGGING_FACE_HUB_TOKEN`` are blanked out of the rendered card.
+    """
+    data.check()
+    default = ENCODER_TEMPLATE_PATH if data.kind == "encoder" else TEMPLATE_PATH
+    template = Path(template_path) if template_path is not None else default
     if not template.is_file():
         raise ConfigError(f"model card template {template} not found; pass template_path=")
-    data = card_data(info)
-    dataset_table, top_labels_table = _dataset_tables(info)
-    return ModelCard.from_template(
-        data,
-        template_path=str(template),
-        model_name=data.model_name,
-        model_id=info.model_id,
-        base_model=info.base_model,
-        pipeline_tag=info.pipeline_tag,
-        task_description=PIPELINE_TAGS[info.pipeline_tag],
-        architecture=info.architecture,
-        num_labels=len(info.label_names),
-        example_input=json.dumps(info.example_input),
-        stage1_table=_settings_table(_stage1_settings(info)),
-        stage2_table=_settings_table(dict(info.stage2)),
-        dataset_list=", ".join(info.datasets) or (info.dataset_name or "not recorded"),
-        dataset_table=dataset_table,
-        top_labels_table=top_labels_table,
-        taxonomy_summary=taxonomy_summary(_load_taxonomy(info.taxonomy)),
-        label_space=info.label_space,
-        eval_split=info.eval_split,
-        metrics_table=_metrics_table(info.metrics),
-        comparison_table=_comparison_table(info.comparison),
-        per_label_table=per_label_markdown(_per_label_rows(info)),
-        plots=list(info.plots.items()),
-        versions_table=markdown_table(("package", "version"), list(framework_versions().items())),
-        citations=_citations(info),
-    )
+    values = _template_values(data)
+    if data.kind == "classifier":
+        values["per_label_table"] = per_label_markdown(_per_label_rows(data))
+    card = ModelCard.from_template(data, template_path=str(template), **values)
+    return ModelCard(redact(str(card), secrets))
 
 
-def save_model_card(info: ModelCardInfo | ModelCard, folder: str | Path) -> Path:
-    """Write the card (built from ``info`` when needed) to ``<folder>/README.md`` and return its path."""
-    card = info if isinstance(info, ModelCard) else build_model_card(info)
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """``text`` with every secret, and the tokens of the Hub token variables, replaced by ``***``."""
+    known = {*secrets, *(os.environ.get(name) for name in TOKEN_VARIABLES)}
+    for secret in sorted((value for value in known if value), key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def save_model_card(
+    data: HierconCardData | ModelCard, folder: str | Path, secrets: Iterable[str | None] = ()
+) -> Path:
+    """Write the card (rendered from ``data`` when needed) to ``<folder>/README.md`` and return its path."""
+    card = data if isinstance(data, ModelCard) else build_model_card(data, secrets=secrets)
     path = Path(folder) / "README.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     card.save(path)
@@ -329,36 +273,11 @@ def build_encoder_card(
     model_id: str,
     classifier_repo_id: str,
     stage1: Mapping[str, Any],
-    example_input: str = "I am so happy for you, thank you!",
+    example_input: str | None = None,
     template_path: str | Path | None = None,
 ) -> ModelCard:
-    """The card of a published stage-1 encoder (a feature-extraction repository) from the
-    classifier's ``config.hiercon["stage1"]`` record."""
-    template = Path(template_path) if template_path is not None else ENCODER_TEMPLATE_PATH
-    if not template.is_file():
-        raise ConfigError(f"model card template {template} not found; pass template_path=")
-    base_model = stage1.get("base_model") or None
-    data = ModelCardData(
-        model_name=model_id.split("/")[-1],
-        library_name="transformers",
-        pipeline_tag="feature-extraction",
-        tags=[*TAGS, "stage1-encoder"],
-        base_model=base_model,
-    )
-    settings = {
-        key: value for key, value in stage1.items() if key not in ("citation", "base_model", "loss_config")
-    }
-    settings.update({f"loss.{key}": value for key, value in (stage1.get("loss_config") or {}).items()})
-    return ModelCard.from_template(
-        data,
-        template_path=str(template),
-        model_name=data.model_name,
-        model_id=model_id,
-        classifier_repo_id=classifier_repo_id,
-        base_model=base_model or "",
-        loss=stage1.get("loss", "unknown"),
-        pooling=stage1.get("pooling", "mean"),
-        example_input=json.dumps(example_input),
-        settings_table=_settings_table(settings),
-        citation=(stage1.get("citation") or "").strip(),
-    )
+    """The card of a published stage-1 encoder from the classifier's ``config.hiercon["stage1"]`` record."""
+    data = HierconCardData.for_encoder(stage1, model_id, classifier_repo_id=classifier_repo_id)
+    if example_input is not None:
+        data.example_input = example_input
+    return build_model_card(data, template_path)

@@ -6,16 +6,15 @@ that retries the upload.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
 from huggingface_hub import HfApi
 
-from hiercon.hub.model_card import build_encoder_card
+from hiercon.hub.model_card import build_encoder_card, redact
+from hiercon.record import HierconRecord
 
 logger = logging.getLogger(__name__)
 
@@ -55,13 +54,6 @@ def retry_command(
     return shlex.join(parts)
 
 
-def _redact(text: str, token: str | None) -> str:
-    for secret in {token, os.environ.get("HF_TOKEN")}:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
 def _check_folder(folder: Path, what: str) -> None:
     if not folder.is_dir():
         raise FileNotFoundError(f"{what} {folder} is not a folder; save the model there before pushing")
@@ -82,8 +74,7 @@ def _upload(api: HfApi, folder: Path, repo_id: str, private: bool, commit_messag
 
 
 def _stage1_record(folder: Path) -> dict:
-    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    return dict((config.get("hiercon") or {}).get("stage1") or {})
+    return dict(HierconRecord.from_folder(folder).stage1)
 
 
 def _upload_encoder(
@@ -152,7 +143,7 @@ def push_model_folder(
     except Exception as error:
         message = (
             f"pushing {model_folder} to the Hub repository {repo_id!r} failed: "
-            f"{type(error).__name__}: {_redact(str(error), token)}\n"
+            f"{type(error).__name__}: {redact(str(error), [token])}\n"
             f"The model folder is unchanged at {model_folder}. Retry with:\n  {command}\n"
             f"or from Python: hiercon.hub.push_model_folder({str(model_folder)!r}, {repo_id!r})"
         )

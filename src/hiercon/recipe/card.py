@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -63,40 +62,33 @@ def example_input(prepared: Any) -> str | None:
 def write_recipe_card(
     folder: Path, prepared: Any, config: Any, results: dict[str, Any], per_label: list
 ) -> Path:
-    """README.md for ``folder`` (which already holds the model, its plots and metrics)."""
-    from hiercon.hub.model_card import info_from_config, save_model_card
+    """README.md for ``folder`` (which already holds the model, its plots and metrics): the card data
+    of the classifier's config, with the recipe's settings, data, test metrics and plots added."""
+    from hiercon.hub import HierconCardData, save_model_card
 
     args = prepared.args
-    settings = asdict(args.stage1)
-    stage1_record = dict(getattr(config, "hiercon", {}).get("stage1") or {})
-    label_names = [config.id2label[i] for i in range(len(config.id2label))]
-    comparison = {}
-    if results.get("baseline"):
-        comparison = {
-            "hiercon (two-stage)": results["test"],
-            "BCE baseline (same budget)": results["baseline"],
-        }
-    extra: dict[str, Any] = {}
-    text = example_input(prepared)
-    if text:
-        extra["example_input"] = text
-    info = info_from_config(
+    settings = args.stage1.settings()
+    data = HierconCardData.from_config(
         config,
         model_id=args.output.hub_model_id or Path(args.output.output_dir).name,
         base_model=args.model.model_name_or_path,
-        stage1_hyperparameters={key: settings[key] for key in STAGE1_KEYS},
-        stage2={"loss": "bce", **{key: getattr(args.stage2, key) for key in STAGE2_KEYS}},
         dataset_name=dataset_name(prepared),
-        dataset_statistics=split_statistics(prepared, label_names),
         metrics=results["test"],
         per_label=per_label,
-        comparison=comparison,
-        citations=[stage1_record["citation"]] if stage1_record.get("citation") else [],
-        plots={
-            caption: f"plots/{name}"
-            for name, caption in PLOT_CAPTIONS.items()
-            if (folder / "plots" / name).is_file()
-        },
-        **extra,
     )
-    return save_model_card(info, folder)
+    data.stage1_hyperparameters = {key: settings[key] for key in STAGE1_KEYS}
+    data.stage2 = {"loss": "bce", **data.stage2}
+    data.stage2_hyperparameters = {key: getattr(args.stage2, key) for key in STAGE2_KEYS}
+    data.dataset_statistics = split_statistics(prepared, data.label_names)
+    if results.get("baseline"):
+        data.comparison = {
+            "hiercon (two-stage)": results["test"],
+            "BCE baseline (same budget)": results["baseline"],
+        }
+    data.example_input = example_input(prepared) or data.example_input
+    data.plots = {
+        caption: f"plots/{name}"
+        for name, caption in PLOT_CAPTIONS.items()
+        if (folder / "plots" / name).is_file()
+    }
+    return save_model_card(data, folder)

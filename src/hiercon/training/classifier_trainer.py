@@ -26,6 +26,7 @@ from hiercon.modeling.classifier import (
 )
 from hiercon.training.evaluation_order import DatasetOrderEvaluation
 from hiercon.training.loss_parts import LossPartsMeter
+from hiercon.training.model_card import ClassifierCardMixin
 
 if TYPE_CHECKING:
     from peft import PeftConfig
@@ -144,7 +145,7 @@ def freeze_base_model(model: nn.Module) -> int:
     return frozen
 
 
-class ClassifierTrainer(DatasetOrderEvaluation, Trainer):
+class ClassifierTrainer(ClassifierCardMixin, DatasetOrderEvaluation, Trainer):
     """A ``transformers.Trainer`` for multi-label classifiers built by :func:`hiercon.build_classifier`.
 
     Args:
@@ -288,7 +289,7 @@ class ClassifierTrainer(DatasetOrderEvaluation, Trainer):
     # ---- saving ----
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        """Save the deliverable: a plain transformers classifier (safetensors) and its processor.
+        """Save the deliverable: a plain transformers classifier (safetensors), its processor and its card.
 
         A LoRA-wrapped classifier is saved merged. Checkpoints written during training, and saves under
         DeepSpeed or FSDP (which need the Trainer's state gathering), use the Trainer's own format.
@@ -302,4 +303,5 @@ class ClassifierTrainer(DatasetOrderEvaluation, Trainer):
             merge_lora(self.model).save_pretrained(output_dir)
             if self.processing_class is not None:
                 self.processing_class.save_pretrained(output_dir)
+        self.write_model_card(output_dir)
         self.accelerator.wait_for_everyone()

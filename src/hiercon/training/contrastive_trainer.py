@@ -33,6 +33,7 @@ from hiercon.training.callbacks import MomentumCallback
 from hiercon.training.collators import ContrastiveDataCollator
 from hiercon.training.evaluation_order import DatasetOrderEvaluation
 from hiercon.training.loss_parts import LossPartsMeter
+from hiercon.training.model_card import EncoderCardMixin
 from hiercon.training.samplers import MultiLabelBatchSampler
 from hiercon.training.stage1_labels import LabelFeeder
 
@@ -40,7 +41,7 @@ TRAINING_ARGS_NAME = "training_args.bin"
 LOSS_STATE_NAME = "loss_state.safetensors"
 
 
-class ContrastiveTrainer(DatasetOrderEvaluation, Trainer):
+class ContrastiveTrainer(EncoderCardMixin, DatasetOrderEvaluation, Trainer):
     """Trainer for stage 1 (contrastive representation learning).
 
     Args:
