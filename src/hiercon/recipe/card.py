@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from hiercon.hub.card_data import HierconCardData
 from hiercon.recipe.data import LABELS
 
 PLOT_CAPTIONS = {
@@ -60,26 +61,36 @@ def example_input(prepared: Any) -> str | None:
 
 
 def write_recipe_card(
-    folder: Path, prepared: Any, config: Any, results: dict[str, Any], per_label: list
+    folder: Path,
+    prepared: Any,
+    config: Any,
+    results: dict[str, Any],
+    per_label: list,
+    card_data: HierconCardData | None = None,
 ) -> Path:
-    """README.md for ``folder`` (which already holds the model, its plots and metrics): the card data
-    of the classifier's config, with the recipe's settings, data, test metrics and plots added."""
-    from hiercon.hub import HierconCardData, save_model_card
+    """README.md for ``folder`` (which already holds the model, its plots and metrics).
+
+    ``card_data`` is the stage-2 trainer's (its training settings and logs); the classifier's record,
+    the recipe's settings, data statistics, test metrics, comparison and plots are added to it.
+    """
+    from hiercon.hub import save_model_card
+    from hiercon.record import HierconRecord
 
     args = prepared.args
     settings = args.stage1.settings()
-    data = HierconCardData.from_config(
-        config,
-        model_id=args.output.hub_model_id or Path(args.output.output_dir).name,
-        base_model=args.model.model_name_or_path,
-        dataset_name=dataset_name(prepared),
-        metrics=results["test"],
-        per_label=per_label,
-    )
+    data = card_data if card_data is not None else HierconCardData()
+    data.set_record(HierconRecord.from_config(config), config)
+    data.model_id = args.output.hub_model_id or Path(args.output.output_dir).name
+    data.base_model = args.model.model_name_or_path
     data.stage1_hyperparameters = {key: settings[key] for key in STAGE1_KEYS}
     data.stage2 = {"loss": "bce", **data.stage2}
-    data.stage2_hyperparameters = {key: getattr(args.stage2, key) for key in STAGE2_KEYS}
+    data.stage2_hyperparameters = {
+        **data.stage2_hyperparameters,
+        **{key: getattr(args.stage2, key) for key in STAGE2_KEYS},
+    }
+    data.dataset_name = dataset_name(prepared)
     data.dataset_statistics = split_statistics(prepared, data.label_names)
+    data.metrics, data.eval_split, data.per_label = results["test"], "test", per_label
     if results.get("baseline"):
         data.comparison = {
             "hiercon (two-stage)": results["test"],

@@ -55,7 +55,7 @@ def write_final_folder(
     (staging / RESULTS_FILE).write_text(json.dumps(results, indent=2, default=float) + "\n", encoding="utf-8")
     if prepared.args.output.plots:
         write_plots(staging, per_label, stage1, stage2, prepared.work_dir / "plots")
-    write_recipe_card(staging, prepared, model.config, results, per_label)
+    write_recipe_card(staging, prepared, model.config, results, per_label, trainer.model_card_data)
     replace_folder(staging, final)
     return final
 
