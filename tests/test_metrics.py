@@ -435,3 +435,19 @@ def test_evaluate_multilabel_refuses_bad_input(emotions) -> None:
         evaluate_multilabel(np.zeros((2, 3)), np.full((2, 3), 0.5), space)
     with pytest.raises(HierconError, match="columns"):
         evaluate_multilabel(np.zeros((2, 3)), np.zeros((2, 4)), space)
+
+
+def test_compute_metrics_is_the_one_evaluation(emotions) -> None:
+    from hiercon.errors import LabelFormatError
+    from hiercon.metrics import evaluate_multilabel
+    from hiercon.taxonomy import LabelSpace
+
+    truth = node_rows(emotions, {POS, JOY}, {NEG, ANGER}, {POS, JOY, NEG, ANGER})
+    scores = node_scores(emotions, {POS, JOY}, {NEG, LOVE}, {POS, JOY, NEG, ANGER})
+    logits = np.log(scores / (1 - scores))
+    results = make_compute_metrics(taxonomy=emotions)(EvalPrediction(logits, truth.astype(float)))
+    expected = evaluate_multilabel(scores, truth, LabelSpace(emotions, "nodes"))
+    assert results == pytest.approx(expected)
+    assert results["macro_f1"] == pytest.approx((1 + 0 + 2 / 3) / 3) and "consistent/macro_f1" in results
+    with pytest.raises(LabelFormatError, match="neither"):
+        make_compute_metrics([LOVE, JOY, ANGER], emotions)(EvalPrediction(logits[:, 2:], truth[:, 2:]))

@@ -149,3 +149,19 @@ def test_cooccurrence_graph_rejects_bad_matrices():
         cooccurrence_graph(np.eye(3), names=["a", "b"])
     with pytest.raises(HierconError, match=r"non-empty multi-hot matrix"):
         cooccurrence_graph(np.zeros((0, 3)))
+
+
+def test_the_cluster_losses_and_the_cluster_callback_share_this_k_means():
+    from hiercon.losses.clustering import kmeans_clusters
+    from hiercon.training import ClusterCallback
+
+    points, fine, coarse = nested_blobs(per_blob=10, seed=2)
+    reference = hierarchical_kmeans(points, n_clusters=(6, 2), seed=3)
+    flat = kmeans_clusters(torch.from_numpy(points), 6, seed=3)
+    assert torch.equal(flat, reference.assignments[:, 0])
+    unit = points / np.linalg.norm(points, axis=1, keepdims=True)
+    assignments, centroids = ClusterCallback._hierarchical_kmeans(unit, (6, 2), seed=3)
+    np.testing.assert_array_equal(assignments, reference.assignments.numpy())
+    assert [c.shape for c in centroids] == [(6, 8), (2, 8)]
+    np.testing.assert_allclose(np.linalg.norm(centroids[1], axis=1), 1.0, rtol=1e-6)
+    assert adjusted_rand_score(coarse, assignments[:, 1]) == 1.0
