@@ -195,7 +195,11 @@ def test_encoder_card_lists_labels_taxonomy_logs_and_metrics(shipped_data: Path)
     metadata = front_matter(text)
     assert metadata["pipeline_tag"] == "feature-extraction" and "stage1-encoder" in metadata["tags"]
     assert metadata["hiercon"]["losses"] == {"stage1": "SupConLoss"}
-    assert metadata["hiercon"]["labels"] == taxonomy.labels and metadata["hiercon"]["taxonomy"] is True
+    assert metadata["hiercon"]["labels"] == taxonomy.labels and metadata["hiercon"]["taxonomy"] == {
+        "labels": 39,
+        "levels": 3,
+        "leaves": 28,
+    }
     assert "A label-aware encoder trained by" in text and "a base model fine-tuned with" in text
     assert 'ContrastiveModel.from_pretrained(snapshot_download("tester/encoder"))' in text
     assert "| learning_rate | 2.00e-05 |" in text and "| loss.temperature | 0.0700 |" in text

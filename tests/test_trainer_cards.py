@@ -212,3 +212,13 @@ def test_cards_name_the_packaged_minilm_by_its_hub_id(tmp_path, taxonomy):
         assert metadata["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
         assert "(https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2)" in text
         assert str(folder) not in text and "site-packages" not in text
+
+
+def test_card_settings_leave_out_outputs_logging_and_tokens(tmp_path):
+    from hiercon.training.model_card import changed_arguments
+
+    args = quick_args(
+        tmp_path, learning_rate=1e-3, seed=0, hub_token="hf_secret_token_value", hub_model_id="me/x"
+    )
+    # output_dir, report_to, save_strategy, disable_tqdm and the Hub settings are left out
+    assert changed_arguments(args) == {"learning_rate": 1e-3, "seed": 0, "use_cpu": True}

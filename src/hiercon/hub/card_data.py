@@ -23,6 +23,7 @@ from huggingface_hub import CardData, EvalResult, ModelCardData
 from hiercon.errors import ConfigError
 from hiercon.hub.model_ids import hub_model_id
 from hiercon.record import HierconRecord
+from hiercon.taxonomy.graph import LabelTaxonomy
 
 CARD_KINDS = ("classifier", "encoder")
 TAGS = ["hiercon", "multi-label", "contrastive-learning", "hierarchical-classification"]
@@ -134,12 +135,6 @@ class HierconCardData(CardData):
         for name, value in record_fields(record, config).items():
             setattr(self, name, value)
 
-    def add_citation(self, citation: str | None) -> None:
-        """Add a BibTeX entry (once)."""
-        text = (citation or "").strip()
-        if text and text not in self.citations:
-            self.citations.append(text)
-
     # ---- views -----------------------------------------------------------------------------------
 
     @property
@@ -150,6 +145,12 @@ class HierconCardData(CardData):
     def hub_base_model(self) -> str | None:
         """The base model's Hub id, or None for a local folder without one."""
         return hub_model_id(self.base_model)
+
+    def label_taxonomy(self) -> LabelTaxonomy | None:
+        """The taxonomy as a ``LabelTaxonomy`` (it may be given in its ``to_dict()`` form)."""
+        if self.taxonomy is None or isinstance(self.taxonomy, LabelTaxonomy):
+            return self.taxonomy
+        return LabelTaxonomy.from_dict(self.taxonomy)
 
     def loss_names(self) -> list[str]:
         """The losses used in training, stage 1 first."""
@@ -209,8 +210,13 @@ class HierconCardData(CardData):
         if self.label_names:
             metadata["labels"] = list(self.label_names)
             metadata["label_space"] = self.label_space
-        if self.taxonomy is not None:
-            metadata["taxonomy"] = True
+        taxonomy = self.label_taxonomy()
+        if taxonomy is not None:
+            metadata["taxonomy"] = {
+                "labels": taxonomy.num_labels,
+                "levels": taxonomy.num_levels,
+                "leaves": len(taxonomy.leaves),
+            }
         return metadata
 
     def _eval_results(self, dataset_type: str, dataset_name: str) -> list[EvalResult]:

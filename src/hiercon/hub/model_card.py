@@ -25,6 +25,7 @@ from hiercon.hub.model_ids import without_local_paths
 from hiercon.metrics.hierarchical import level_names
 from hiercon.metrics.inputs import as_multi_hot
 from hiercon.metrics.report import markdown_table, per_label_markdown
+from hiercon.taxonomy.graph import LabelTaxonomy
 
 # ``hiercon/model_cards`` links to the repository's ``model_cards/`` folder (where the templates are
 # edited); wheels hold the templates themselves there, as package data.
@@ -68,9 +69,8 @@ def dataset_statistics(labels: Any, label_names: Sequence[str], top: int = 5) ->
     }
 
 
-def taxonomy_summary(taxonomy: Any) -> str:
+def taxonomy_summary(taxonomy: LabelTaxonomy | None) -> str:
     """Levels with their label counts and example labels, and the first lines of the tree."""
-    taxonomy = _load_taxonomy(taxonomy)
     if taxonomy is None:
         return ""
     levels = np.asarray(taxonomy.levels)
@@ -90,14 +90,6 @@ def taxonomy_summary(taxonomy: Any) -> str:
         + "\n".join(excerpt)
         + "\n```\n"
     )
-
-
-def _load_taxonomy(taxonomy: Any) -> Any:
-    if taxonomy is None or hasattr(taxonomy, "ancestor_matrix"):
-        return taxonomy
-    from hiercon.taxonomy import LabelTaxonomy
-
-    return LabelTaxonomy.from_dict(taxonomy)
 
 
 def framework_versions() -> dict[str, str]:
@@ -217,7 +209,7 @@ def _template_values(data: HierconCardData) -> dict[str, Any]:
         "dataset_list": ", ".join(data.datasets) or (data.dataset_name or "not recorded"),
         "dataset_table": dataset_table,
         "top_labels_table": top_labels_table,
-        "taxonomy_summary": taxonomy_summary(data.taxonomy),
+        "taxonomy_summary": taxonomy_summary(data.label_taxonomy()),
         "eval_split": data.eval_split,
         "metrics_table": _metrics_table(data.metrics),
         "has_metrics": bool(data.metrics),

@@ -147,7 +147,7 @@ class ModelCardCallback(TrainerCallback):
         losses = {key: value for key, value in results.items() if key.endswith("loss")}
         row = self._log_row(state)
         for key, value in losses.items():
-            row["validation_loss" if key == "loss" else f"validation {key}"] = value
+            row["validation_loss" if key == "loss" else f"eval_{key}"] = value
         self.card_data.metrics = results
         self.card_data.eval_split = "eval"
 
