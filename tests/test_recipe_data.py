@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
-from hiercon.errors import ConfigError
+from hiercon.errors import ConfigError, UnknownLabelError
 from hiercon.recipe.arguments import DataArguments
 from hiercon.recipe.data import LABELS, load_recipe_data
 
@@ -191,7 +191,7 @@ def test_unknown_label_names_row_and_suggests_a_template(tmp_path):
     taxonomy.write_text("parent\tchild\nroot\temotion:joy\nroot\temotion:love\nroot\temotion:anger\n")
     args = DataArguments(dataset=str(tmp_path / "data"), taxonomy=str(taxonomy))
     with pytest.raises(
-        ConfigError, match=r"label 'joy' of row 0 .* not in the taxonomy.*emotion:joy.*label_template"
+        UnknownLabelError, match=r"unknown label 'joy' in row 0 of the train labels.*emotion:joy.*label_template"
     ):
         load_recipe_data(args)
     args.label_template = "emotion:{}"

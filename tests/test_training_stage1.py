@@ -12,7 +12,7 @@ from tiny_models import quick_args
 from transformers import TrainingArguments
 
 from hiercon import ContrastiveModel, ContrastiveTrainer
-from hiercon.errors import ConfigError, UnknownLabelError
+from hiercon.errors import ConfigError, LabelFormatError, UnknownLabelError
 from hiercon.losses import SupConLoss
 from hiercon.losses.base import ContrastiveLoss
 from hiercon.metrics import make_stage1_compute_metrics
@@ -234,8 +234,7 @@ def test_bad_inputs_are_refused_before_training(tmp_path, text_setup, taxonomy):
             train_dataset=dataset,
             loss=loss or SupConLoss(),
             processing_class=tokenizer,
-            taxonomy=taxonomy,
-            **kwargs,
+            **{"taxonomy": taxonomy, **kwargs},
         )
 
     no_labels = good.remove_columns("labels")
@@ -247,7 +246,7 @@ def test_bad_inputs_are_refused_before_training(tmp_path, text_setup, taxonomy):
         trainer_for(scalar).train()
 
     too_wide = good.remove_columns("labels").add_column("labels", [[0.0] * 9] * 16)
-    with pytest.raises(UnknownLabelError, match="width 9.*7 labels"):
+    with pytest.raises(LabelFormatError, match="multi-hot over the 7 taxonomy nodes or its 4 leaves"):
         trainer_for(too_wide).train()
 
     ids_outside = good.remove_columns("labels").add_column("labels", list(range(16)))
@@ -255,8 +254,9 @@ def test_bad_inputs_are_refused_before_training(tmp_path, text_setup, taxonomy):
         trainer_for(ids_outside).train()
 
     names = good.remove_columns("labels").add_column("labels", ["joy"] * 16)
-    with pytest.raises(ConfigError, match="label names"):
-        trainer_for(names).train()
+    trainer_for(names).check_train_dataset()  # names are read through the taxonomy's label space
+    with pytest.raises(ConfigError, match="need a label space"):
+        trainer_for(names, taxonomy=None).check_train_dataset()
 
     untokenized = Dataset.from_dict({"text": ["happy"] * 16, "labels": good["labels"]})
     with pytest.raises(ConfigError, match="input_ids"):

@@ -19,8 +19,9 @@ import numpy as np
 import torch
 
 from hiercon.errors import LossInputError
-from hiercon.losses.hierarchy_masks import row_group_ids, taxonomy_level_occupancy, taxonomy_node_multi_hot
+from hiercon.losses.hierarchy_masks import row_group_ids
 from hiercon.taxonomy.data_driven import hierarchical_kmeans
+from hiercon.taxonomy.label_space import LabelSpace
 
 if TYPE_CHECKING:
     from hiercon.taxonomy import LabelTaxonomy
@@ -54,7 +55,7 @@ def taxonomy_level_nodes(taxonomy: LabelTaxonomy, depth: int) -> torch.Tensor:
     """The node ids standing at ``depth`` (a shallower leaf stands for itself at deeper depths)."""
     if not 0 <= int(depth) < int(taxonomy.num_levels):
         raise LossInputError(f"depth must be between 0 and {int(taxonomy.num_levels) - 1}, got {depth}")
-    return taxonomy_level_occupancy(taxonomy)[:, int(depth)].nonzero().flatten()
+    return LabelSpace(taxonomy).level_occupancy[:, int(depth)].nonzero().flatten()
 
 
 def taxonomy_level_clusters(taxonomy: LabelTaxonomy, labels: torch.Tensor, depth: int) -> torch.Tensor:
@@ -66,7 +67,8 @@ def taxonomy_level_clusters(taxonomy: LabelTaxonomy, labels: torch.Tensor, depth
     two items positive when they share one (e.g. the Ekman emotions of two GoEmotions texts).
     """
     nodes = taxonomy_level_nodes(taxonomy, depth).to(labels.device)
-    return taxonomy_node_multi_hot(taxonomy, labels)[:, nodes]
+    space = LabelSpace(taxonomy)
+    return space.to_nodes(space.multi_hot(labels)).to(labels.device)[:, nodes]
 
 
 def kmeans_clusters(

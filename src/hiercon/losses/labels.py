@@ -22,6 +22,7 @@ import torch
 
 from hiercon.errors import LossInputError
 from hiercon.losses.core import PairBatch, build_pair_batch, check_embeddings, compute_dtype
+from hiercon.taxonomy.label_space import check_multi_hot as check_label_matrix
 
 
 def _check_tensor(labels: object, name: str) -> torch.Tensor:
@@ -65,21 +66,13 @@ def check_multi_hot(
 ) -> torch.Tensor:
     """Validate a multi-hot ``[B, C]`` tensor of 0/1 and return it as ``dtype``."""
     labels = _check_tensor(labels, name)
-    if labels.dim() != 2:
-        raise LossInputError(
-            f"{name} must be multi-hot of shape [batch, num_labels], got {tuple(labels.shape)}"
-        )
-    if labels.is_complex():
-        raise LossInputError(f"{name} must be real 0/1 values, got dtype {labels.dtype}")
+    check_label_matrix(labels, name, error=LossInputError)
     _check_rows(labels, batch, name)
     if num_labels is not None and labels.shape[1] != num_labels:
         raise LossInputError(
             f"{name} has {labels.shape[1]} columns but the loss was built for {num_labels} labels"
         )
-    if labels.dtype != torch.bool and labels.numel() > 0 and not bool(((labels == 0) | (labels == 1)).all()):
-        raise LossInputError(f"{name} must be multi-hot with values 0 or 1 only (got other values)")
     return labels.to(dtype)
-
 
 
 def multi_hot_pair_batch(

@@ -20,6 +20,7 @@ from hiercon.losses.core import (
 from hiercon.losses.hierarchy_masks import check_similarity_matrix, rank_rows
 from hiercon.losses.labels import check_class_ids, check_multi_hot
 from hiercon.losses.momentum import MomentumQueue
+from hiercon.taxonomy.label_space import LabelSpace
 
 if TYPE_CHECKING:
     from hiercon.taxonomy import LabelTaxonomy
@@ -43,7 +44,8 @@ class RankedContrastiveLoss(ContrastiveLoss):
     after RINCE, Hoffmann et al. AAAI 2022).
 
     A class-to-class similarity :math:`S \in [0, 1]^{C \times C}` (ones on the diagonal; with
-    ``taxonomy=`` the taxonomy's ``similarity_matrix`` restricted to its leaves) ranks the keys
+    ``taxonomy=`` the taxonomy's ``similarity_matrix`` restricted to its leaves, or with a
+    :class:`~hiercon.taxonomy.LabelSpace` restricted to its columns) ranks the keys
     of each anchor :math:`q`: :math:`\mathrm{rank}(q, k)` is the dense rank of
     :math:`-S[y_q, y_k]` among the similarities of row :math:`y_q` above
     ``similarity_threshold`` (1 = the anchor's own class; keys at or below the threshold, or past
@@ -79,7 +81,7 @@ class RankedContrastiveLoss(ContrastiveLoss):
     def __init__(
         self,
         similarity: torch.Tensor | None = None,
-        taxonomy: LabelTaxonomy | None = None,
+        taxonomy: LabelTaxonomy | LabelSpace | None = None,
         tau_min: float = 0.1,
         tau_max: float = 0.6,
         max_ranks: int | None = None,
@@ -102,7 +104,11 @@ class RankedContrastiveLoss(ContrastiveLoss):
             raise LossInputError(f"max_ranks must be at least 1 (the own class), got {max_ranks}")
         if not 0.0 <= similarity_threshold < 1.0:
             raise LossInputError(f"similarity_threshold must be in [0, 1), got {similarity_threshold}")
-        self.register_buffer("similarity", _class_similarity(similarity, taxonomy).float(), persistent=False)
+        self.label_space = LabelSpace.of(taxonomy, "leaves")
+        self.taxonomy = self.label_space.taxonomy if self.label_space is not None else None
+        self.register_buffer(
+            "similarity", _class_similarity(similarity, self.label_space).float(), persistent=False
+        )
         self.tau_min, self.tau_max = float(tau_min), float(tau_max)
         self.max_ranks = None if max_ranks is None else int(max_ranks)
         self.similarity_threshold = float(similarity_threshold)
@@ -188,6 +194,8 @@ class RankedContrastiveLoss(ContrastiveLoss):
 
     def _multi_hot(self, labels: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
         batch = embeddings.shape[0] if isinstance(embeddings, torch.Tensor) else None
+        if self.label_space is not None and not (isinstance(labels, torch.Tensor) and labels.dim() == 1):
+            return self._label_space_multi_hot(labels, batch, embeddings)
         if isinstance(labels, torch.Tensor) and labels.dim() == 2:
             return check_multi_hot(labels, batch, self.num_classes)
         ids = check_class_ids(labels, batch)
@@ -199,6 +207,15 @@ class RankedContrastiveLoss(ContrastiveLoss):
         labelled = ids >= 0
         one_hot[labelled.nonzero().flatten(), ids[labelled]] = 1.0
         return one_hot
+
+    def _label_space_multi_hot(
+        self, labels: object, batch: int | None, embeddings: torch.Tensor
+    ) -> torch.Tensor:
+        """Any label format of the label space, reduced to each item's most specific labels (in the
+        ``"nodes"`` space closed ancestors would otherwise make every pair under one root rank 1)."""
+        space = self.label_space
+        multi_hot = space.most_specific(space.multi_hot(labels))
+        return check_multi_hot(multi_hot.to(embeddings.device), batch, self.num_classes)
 
     def _keys_with_queue(self, batch: PairBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Keys, their labels and their items: the batch's, then the queue's (no item: -1)."""
@@ -227,10 +244,9 @@ def _key_ranks(anchor_ranks: torch.Tensor, key_labels: torch.Tensor) -> torch.Te
     return key_rank
 
 
-def _class_similarity(similarity: torch.Tensor | None, taxonomy: LabelTaxonomy | None) -> torch.Tensor:
-    if (similarity is None) == (taxonomy is None):
+def _class_similarity(similarity: torch.Tensor | None, label_space: LabelSpace | None) -> torch.Tensor:
+    if (similarity is None) == (label_space is None):
         raise LossInputError("give exactly one of similarity= (a [C, C] matrix) or taxonomy=")
-    if taxonomy is not None:
-        leaves = torch.as_tensor(taxonomy.leaf_ids).long()
-        similarity = torch.as_tensor(taxonomy.similarity_matrix)[leaves][:, leaves]
+    if label_space is not None:
+        similarity = label_space.similarity()
     return check_similarity_matrix(similarity)

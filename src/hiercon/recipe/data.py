@@ -4,7 +4,8 @@ Sources: a Hub dataset name, one data file (csv, tsv, json, jsonl, parquet; comp
 a folder of split files (``<split>*.<ext>``), ``data_files`` (split -> files) or a ``DatasetDict``
 saved with ``save_to_disk``. Label columns hold label names, integer ids, multi-hot vectors or
 taxonomy paths (``"positive/joy/amusement"``); every format becomes the column ``labels``: a
-float multi-hot over all taxonomy nodes, ancestors switched on (``LabelTaxonomy.encode``).
+float multi-hot over the columns of the run's :class:`~hiercon.taxonomy.LabelSpace` (all taxonomy
+nodes with ancestors switched on, or the leaves), encoded by :meth:`LabelSpace.encode`.
 
 Integer ids name labels through ``label_template`` (``"class:{}"`` turns 3 into ``class:3``) when
 it is set, else through the column's ``ClassLabel`` names, else they index the taxonomy's labels. Multi-hot vectors
@@ -23,9 +24,10 @@ from typing import Any
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, load_dataset, load_from_disk
 
-from hiercon.errors import ConfigError
+from hiercon.errors import ConfigError, UnknownLabelError
 from hiercon.recipe.arguments import DataArguments
 from hiercon.recipe.config import COMPRESSION_SUFFIXES, closest
+from hiercon.taxonomy import LabelSpace, LabelTaxonomy
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +49,13 @@ class RecipeData:
     train: Dataset
     validation: Dataset
     test: Dataset
-    taxonomy: Any
+    label_space: LabelSpace
     input_column: str
     modality: str
+
+    @property
+    def taxonomy(self) -> LabelTaxonomy:
+        return self.label_space.taxonomy
 
     def splits(self) -> dict[str, Dataset]:
         return {"train": self.train, "validation": self.validation, "test": self.test}
@@ -196,11 +202,14 @@ def as_list(value: Any) -> list[Any]:
 class LabelReader:
     """Turns the raw values of one example's label columns into a set of taxonomy label names."""
 
-    def __init__(self, args: DataArguments, taxonomy: Any, dataset: Dataset) -> None:
+    def __init__(self, args: DataArguments, label_space: LabelSpace, dataset: Dataset, split: str) -> None:
         self.args = args
-        self.taxonomy = taxonomy
+        self.space = label_space
+        self.taxonomy = label_space.taxonomy
+        self.split = split
         self.names_by_column = {column: class_names(dataset, column) for column in args.label_columns}
-        self.known = set(taxonomy.labels)
+        self.known = set(self.taxonomy.labels)
+        self.node_space = LabelSpace(self.taxonomy, "nodes")
 
     def named(self, raw: Any) -> str:
         text = str(raw)
@@ -216,24 +225,15 @@ class LabelReader:
             elif names is not None:
                 labels.append(names[index])
             else:
-                labels.append(self.taxonomy.label(index))
+                labels.append(self.space.names[self.space.index(index, f"in column {column!r}")])
         return labels
 
     def from_multi_hot(self, column: str, values: list[Any]) -> list[str]:
         if len(values) == 1 and len(self.args.label_columns) > 1:
             return [self.named(column)] if float(values[0]) > 0.5 else []
-        order = self._multi_hot_order(len(values), column)
-        return [order[index] for index, value in enumerate(values) if float(value) > 0.5]
-
-    def _multi_hot_order(self, width: int, column: str) -> list[str]:
-        if width == self.taxonomy.num_labels:
-            return list(self.taxonomy.labels)
-        if width == len(self.taxonomy.leaves):
-            return list(self.taxonomy.leaves)
-        raise ConfigError(
-            f"multi-hot column {column!r} has {width} entries, but the taxonomy has {self.taxonomy.num_labels} "
-            f"labels and {len(self.taxonomy.leaves)} leaves"
-        )
+        row = np.asarray([values], dtype=np.float32)
+        nodes = self.node_space.multi_hot(row, f"column {column!r}")
+        return [self.taxonomy.label(int(i)) for i in np.flatnonzero(nodes[0])]
 
     def from_paths(self, values: list[Any]) -> list[str]:
         labels = []
@@ -243,14 +243,19 @@ class LabelReader:
                 labels.append(self.named(parts[-1]))
         return labels
 
-    def hint(self, label: str) -> str:
-        """A suggestion for a label the taxonomy lacks: a label template, or the closest name."""
+    def template_hint(self, label: str) -> str:
+        """For a label the taxonomy holds only with a prefix: the ``data.label_template`` that maps it."""
         prefixed = sorted(known for known in self.known if known.endswith(label) and known != label)
-        if prefixed:
-            template = prefixed[0][: -len(label)] + "{}"
-            return f"; did you mean {prefixed[0]!r}? (set data.label_template: {template!r})"
-        suggestion = closest(label, list(self.known))
-        return f"; did you mean {suggestion!r}?" if suggestion else ""
+        if not prefixed:
+            return ""
+        return f"; set data.label_template: {prefixed[0][: -len(label)] + '{}'!r}"
+
+    def check(self, label: str, position: int) -> None:
+        """Refuse a label outside the label space with the label space's own message (plus a template hint)."""
+        try:
+            self.space.index(label, f"in row {position} of the {self.split} labels")
+        except UnknownLabelError as error:
+            raise UnknownLabelError(f"{error}{self.template_hint(label)}") from None
 
     def read(self, row: dict[str, Any], position: int) -> list[str]:
         labels: list[str] = []
@@ -265,23 +270,19 @@ class LabelReader:
             else:
                 labels.extend(self.from_paths(values))
         for label in labels:
-            if label not in self.known:
-                hint = self.hint(label)
-                raise ConfigError(
-                    f"label {label!r} of row {position} (columns {self.args.label_columns}) is not in the taxonomy{hint}"
-                )
+            self.check(label, position)
         return sorted(set(labels))
 
 
-def encode_split(dataset: Dataset, args: DataArguments, taxonomy: Any, split: str) -> Dataset:
-    """``dataset`` with a float ``labels`` multi-hot over the taxonomy's nodes (label columns dropped)."""
-    reader = LabelReader(args, taxonomy, dataset)
+def encode_split(dataset: Dataset, args: DataArguments, label_space: LabelSpace, split: str) -> Dataset:
+    """``dataset`` with a float ``labels`` multi-hot over the label space's columns (label columns dropped)."""
+    reader = LabelReader(args, label_space, dataset, split)
     columns = [column for column in args.label_columns if column in dataset.column_names]
 
     def encode(batch: dict[str, list[Any]], indices: list[int]) -> dict[str, Any]:
         rows = [{column: batch[column][offset] for column in columns} for offset in range(len(indices))]
         label_sets = [reader.read(row, position) for row, position in zip(rows, indices)]
-        return {LABELS: taxonomy.encode(label_sets).numpy().astype(np.float32).tolist()}
+        return {LABELS: label_space.encode(label_sets, f"the {split} labels").numpy().astype(np.float32).tolist()}
 
     keep = {args.text_column or args.image_column}
     removed = [column for column in dataset.column_names if column not in keep]
@@ -295,10 +296,8 @@ def encode_split(dataset: Dataset, args: DataArguments, taxonomy: Any, split: st
     )
 
 
-def load_taxonomy(args: DataArguments, splits: Sequence[Dataset]) -> Any:
+def load_taxonomy(args: DataArguments, splits: Sequence[Dataset]) -> LabelTaxonomy:
     """The configured taxonomy file, or one built from the labels found in ``splits``."""
-    from hiercon.taxonomy import LabelTaxonomy
-
     if args.taxonomy:
         return LabelTaxonomy.from_file(args.taxonomy, root=args.taxonomy_root)
     train = splits[0]
@@ -346,32 +345,37 @@ def prepare_input(dataset: Dataset, args: DataArguments) -> Dataset:
     return dataset
 
 
-def load_recipe_data(args: DataArguments, seed: int = 42) -> RecipeData:
-    """Load, check, subsample and encode all splits; every problem surfaces before training starts."""
+def load_recipe_data(args: DataArguments, seed: int = 42, label_space: str = "nodes") -> RecipeData:
+    """Load, check, subsample and encode all splits over the taxonomy's ``label_space`` (``"nodes"`` or
+    ``"leaves"``); every problem surfaces before training starts."""
     raw = load_raw(args)
     train, validation, test = pick_splits(raw, args, seed)
     for split, dataset in (("train", train), ("validation", validation), ("test", test)):
         check_columns(dataset, args, split)
-    taxonomy = load_taxonomy(args, [train, validation, test])
+    space = LabelSpace(load_taxonomy(args, [train, validation, test]), label_space)  # type: ignore[arg-type]
     encoded = {
-        split: prepare_input(encode_split(dataset, args, taxonomy, split), args)
+        split: prepare_input(encode_split(dataset, args, space, split), args)
         for split, dataset in (("train", train), ("validation", validation), ("test", test))
     }
     return RecipeData(
         train=encoded["train"],
         validation=encoded["validation"],
         test=encoded["test"],
-        taxonomy=taxonomy,
+        label_space=space,
         input_column=args.text_column or args.image_column or "",
         modality="text" if args.text_column else "image",
     )
 
 
-def load_labelled_split(args: DataArguments, split: str, taxonomy: Any, limit: int | None = None) -> Dataset:
-    """One split of a data source, checked and encoded over a given taxonomy (to evaluate a saved model)."""
+def load_labelled_split(
+    args: DataArguments, split: str, label_space: LabelSpace | LabelTaxonomy, limit: int | None = None
+) -> Dataset:
+    """One split of a data source, checked and encoded over a given label space (a taxonomy: its
+    ``"nodes"``), to evaluate a saved model."""
+    label_space = LabelSpace.of(label_space)
     raw = load_raw(args)
     if split not in raw:
         raise ConfigError(f"dataset has no split {split!r}; splits: {list(raw)}")
     dataset = subsample(raw[split], limit, seed=0)
     check_columns(dataset, args, split)
-    return prepare_input(encode_split(dataset, args, taxonomy, split), args)
+    return prepare_input(encode_split(dataset, args, label_space, split), args)

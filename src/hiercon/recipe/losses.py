@@ -8,6 +8,7 @@ from typing import Any
 from hiercon.errors import ConfigError
 from hiercon.recipe.arguments import Stage1Arguments
 from hiercon.recipe.config import closest
+from hiercon.taxonomy import LabelSpace, LabelTaxonomy
 
 LOSSES = {
     "supcon": "SupConLoss",
@@ -38,9 +39,11 @@ def loss_class(name: str) -> type:
         raise ConfigError(f"stage1.loss {name!r} is not available in this installation: {error}") from None
 
 
-def build_loss(stage1: Stage1Arguments, taxonomy: Any, embedding_dim: int) -> Any:
-    """The configured loss; ``temperature``, ``taxonomy``, ``num_labels`` and ``embedding_dim`` are
-    filled in where its constructor takes them and ``loss_kwargs`` does not set them."""
+def build_loss(stage1: Stage1Arguments, label_space: LabelSpace | LabelTaxonomy, embedding_dim: int) -> Any:
+    """The configured loss on the run's label space; ``temperature``, ``taxonomy`` (the label space
+    itself, so the loss reads labels over the same columns as the data), ``num_labels`` and
+    ``embedding_dim`` are filled in where its constructor takes them and ``loss_kwargs`` does not set them."""
+    label_space = LabelSpace.of(label_space)
     cls = loss_class(stage1.loss)
     parameters = inspect.signature(cls.__init__).parameters
     unknown = sorted(set(stage1.loss_kwargs) - set(parameters) - {"self"})
@@ -51,8 +54,8 @@ def build_loss(stage1: Stage1Arguments, taxonomy: Any, embedding_dim: int) -> An
         raise ConfigError(f"stage1.loss_kwargs {unknown} are not arguments of {cls.__name__}{hint}")
     known = {
         "temperature": stage1.temperature,
-        "taxonomy": taxonomy,
-        "num_labels": taxonomy.num_labels,
+        "taxonomy": label_space,
+        "num_labels": label_space.num_labels,
         "embedding_dim": embedding_dim,
     }
     kwargs = {name: value for name, value in known.items() if name in parameters}

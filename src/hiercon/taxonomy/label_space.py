@@ -17,8 +17,9 @@ Accepted label formats (:meth:`multi_hot`), per row:
 
 - **names**: a list of label names (``["joy", "love"]``) or one name (``"joy"``);
 - **paths**: path strings ``"positive/joy/..."`` split on ``path_separator``; the last part names the label;
-- **ids**: integer column ids (one per row, ``[n]``, or a list per row);
-- **multi-hot over the columns**, **over all nodes** or **over the leaves**: 0/1 rows of that width.
+- **ids**: integer column ids, one per row (``[n]``), or a list of ids per row when rows differ in length;
+- **multi-hot over the columns**, **over all nodes** or **over the leaves**: 0/1 rows of that width
+  (a matrix, or a list of equal-length numeric rows).
 """
 
 from __future__ import annotations
@@ -76,6 +77,20 @@ def check_multi_hot(
         bad = array.size > 0 and not bool(np.isin(array, (0, 1)).all())
     if bad:
         raise error(f"{name} must be multi-hot with values 0 or 1 only (got other values)")
+
+
+def _numeric_rows(labels: Any) -> torch.Tensor | None:
+    """A list of numbers, or of equal-length numeric rows, as one tensor (``[n]`` ids or ``[n, w]``
+    multi-hot); None for anything else (label names, paths, ragged id lists)."""
+    if not isinstance(labels, (list, tuple)) or not labels:
+        return None
+    try:
+        array = np.asarray([row.tolist() if torch.is_tensor(row) else row for row in labels])
+    except ValueError:
+        return None
+    if array.dtype.kind not in "biuf" or array.ndim not in (1, 2) or (array.ndim == 1 and array.dtype.kind != "i"):
+        return None
+    return torch.as_tensor(array)
 
 
 def _to_tensor(values: Any) -> tuple[torch.Tensor, bool]:
@@ -237,6 +252,9 @@ class LabelSpace:
         if is_numeric_array(labels):
             values, as_numpy = _to_tensor(labels)
             return _back(self._numeric_multi_hot(values, name), as_numpy)
+        rows = _numeric_rows(labels)
+        if rows is not None:
+            return self._numeric_multi_hot(rows, name)
         if isinstance(labels, (str, bytes)) or not isinstance(labels, Iterable):
             raise LabelFormatError(
                 f"{name} must be label sets (a list of names, paths or ids per example) or a multi-hot matrix, "
@@ -278,7 +296,7 @@ class LabelSpace:
     def _multi_hot_row_columns(self, row: Any, position: int, name: str) -> list[int]:
         values = torch.as_tensor(np.asarray(row, dtype=np.float32))[None, :]
         matrix = self._numeric_multi_hot(values, f"row {position} of {name}")
-        return torch.flatnonzero(matrix[0]).tolist()
+        return matrix[0].nonzero().flatten().tolist()
 
     def _item_column(self, item: Any, where: str) -> int:
         if torch.is_tensor(item) or isinstance(item, np.generic):
@@ -310,8 +328,8 @@ class LabelSpace:
             raise LabelFormatError(f"{name} given as [n] label ids must be integers, got dtype {ids.dtype}")
         bad = (ids < 0) | (ids >= self.num_labels)
         if bool(bad.any()):
-            raise UnknownLabelError(
-                f"label id {int(ids[bad][0])} in {name} is out of range [0, {self.num_labels})"
+            raise LabelFormatError(
+                f"label id {int(ids[bad][0])} in {name} is outside the label space's ids 0..{self.num_labels - 1}"
             )
         matrix = torch.nn.functional.one_hot(ids.long(), self.num_labels).float()
         return self.close(matrix)
@@ -389,6 +407,17 @@ class LabelSpace:
         if not self.closes_ancestors:
             return _back(torch.ones(values.shape[0], dtype=torch.bool), as_numpy)
         return _back(self.taxonomy.is_consistent(values.float()), as_numpy)
+
+    def most_specific(self, matrix: Any) -> Any:
+        """Multi-hot over the columns keeping only the labels with no switched-on descendant (the deepest
+        labels of each row; the identity on the leaves and on flat labels)."""
+        values, as_numpy = _to_tensor(matrix)
+        self._check_width(values, (self.num_labels,), "most_specific")
+        values = (values > 0).float()
+        if not self.closes_ancestors or values.shape[0] == 0:
+            return _back(values, as_numpy)
+        below_or_self = torch.sparse.mm(self._ancestor_transposed(values.device), values.T).T
+        return _back(values * (below_or_self == values).float(), as_numpy)
 
     def _scatter_to_nodes(self, values: torch.Tensor, ids: torch.Tensor, fill: float) -> torch.Tensor:
         nodes = values.new_full((values.shape[0], self.num_nodes), fill)

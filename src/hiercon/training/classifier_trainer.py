@@ -12,18 +12,18 @@ import torch
 from torch import nn
 from transformers import Trainer
 
-from hiercon.errors import ConfigError, UnknownLabelError
+from hiercon.errors import ConfigError
 from hiercon.losses.classification import MultiLabelLoss, build_objective, taxonomy_edge_index
 from hiercon.metrics.thresholds import DEFAULT_GRID, tune_thresholds
 from hiercon.modeling.classifier import (
     apply_lora,
     merge_lora,
-    read_hiercon_config,
     read_labels,
     read_taxonomy,
     set_stage2,
     set_thresholds,
 )
+from hiercon.taxonomy.label_space import LabelSpace
 from hiercon.training.evaluation_order import DatasetOrderEvaluation
 from hiercon.training.loss_parts import LossPartsMeter
 from hiercon.training.model_card import ClassifierCardMixin
@@ -36,75 +36,11 @@ if TYPE_CHECKING:
 LABEL_COLUMNS = ("labels", "label")
 
 
-class MultiHotEncoder:
-    """Turns a ``labels`` value (label names, or a multi-hot row) into the classifier's float multi-hot row.
-
-    Names are looked up in the classifier's labels; in the ``"nodes"`` label space of a taxonomy the
-    ancestors of every named label are switched on too (``taxonomy.encode``).
-    """
-
-    def __init__(self, labels: Sequence[str], taxonomy: LabelTaxonomy | None, label_space: str) -> None:
-        self.labels = list(labels)
-        self.label_to_id = {label: i for i, label in enumerate(self.labels)}
-        self.use_taxonomy = taxonomy is not None and label_space == "nodes"
-        if self.use_taxonomy and list(taxonomy.labels) != self.labels:
-            raise ConfigError("the classifier's labels are not the taxonomy's nodes in the taxonomy's order")
-        self.taxonomy = taxonomy
-
-    @property
-    def width(self) -> int:
-        return len(self.labels)
-
-    def encode(self, rows: Sequence[Any]) -> list[list[float]]:
-        """Multi-hot float rows for a batch of ``labels`` values."""
-        return [self.encode_row(row, i) for i, row in enumerate(rows)]
-
-    def encode_row(self, row: Any, position: int = 0) -> list[float]:
-        values = list(row) if isinstance(row, (list, tuple, np.ndarray, torch.Tensor)) else None
-        if values is None:
-            raise ConfigError(
-                f"labels of row {position} must be a list of label names or a multi-hot list, got {row!r}"
-            )
-        if not values:
-            return [0.0] * self.width
-        if all(isinstance(value, str) for value in values):
-            return self._encode_names(values)
-        return self._check_multi_hot(values, position)
-
-    def _encode_names(self, names: list[str]) -> list[float]:
-        if self.use_taxonomy:
-            return self.taxonomy.encode([names])[0].tolist()
-        row = [0.0] * self.width
-        for name in names:
-            if name not in self.label_to_id:
-                hint = (
-                    " (the classifier predicts leaves only)"
-                    if self.taxonomy is not None and name in self.taxonomy
-                    else ""
-                )
-                raise UnknownLabelError(f"unknown label {name!r}{hint}; known labels: {self.labels[:10]}...")
-            row[self.label_to_id[name]] = 1.0
-        return row
-
-    def _check_multi_hot(self, values: list[Any], position: int) -> list[float]:
-        if len(values) != self.width:
-            raise ConfigError(
-                f"labels of row {position} have width {len(values)} but the classifier has {self.width} labels; "
-                "give a multi-hot row per example, or a list of label names"
-            )
-        try:
-            row = [float(value) for value in values]
-        except (TypeError, ValueError):
-            raise ConfigError(f"labels of row {position} mix names and numbers: {values!r}") from None
-        if any(not 0.0 <= value <= 1.0 for value in row):
-            raise ConfigError(f"multi-hot labels of row {position} must lie in [0, 1], got {values!r}")
-        return row
-
-
 def prepare_labels(
-    dataset: Any, encoder: MultiHotEncoder, split: str = "train", required: bool = True
+    dataset: Any, label_space: LabelSpace, split: str = "train", required: bool = True
 ) -> Any:
-    """A ``datasets.Dataset`` whose ``labels`` column holds float32 multi-hot rows (checked up front).
+    """A ``datasets.Dataset`` whose ``labels`` column holds float32 multi-hot rows over the label
+    space's columns (checked up front; any format :meth:`LabelSpace.multi_hot` reads).
 
     Datasets of other kinds are returned as they are; their label width is checked at the first batch.
     Without ``required``, a dataset with no label column is returned unchanged.
@@ -121,7 +57,7 @@ def prepare_labels(
     from datasets import List, Value
 
     encoded = dataset.map(
-        lambda batch: {"labels": encoder.encode(batch[column])},
+        lambda batch: {"labels": label_space.multi_hot(batch[column], f"the {split} labels").tolist()},
         batched=True,
         remove_columns=[column] if column != "labels" else None,
         desc=f"encoding {split} labels",
@@ -197,8 +133,8 @@ class ClassifierTrainer(ClassifierCardMixin, DatasetOrderEvaluation, Trainer):
         labels = read_labels(config)
         taxonomy = taxonomy if taxonomy is not None else read_taxonomy(config)
         self.taxonomy = taxonomy
-        self.label_encoder = MultiHotEncoder(labels, taxonomy, read_hiercon_config(config)["label_space"])
-        train_dataset = prepare_labels(train_dataset, self.label_encoder, "train")
+        self.label_space = LabelSpace.for_names(labels, taxonomy)
+        train_dataset = prepare_labels(train_dataset, self.label_space, "train")
         eval_dataset = self._prepare_eval(eval_dataset)
         edge_index = taxonomy_edge_index(taxonomy, labels) if taxonomy is not None else None
         self.objective = build_objective(loss, loss_options, consistency_weight, edge_index)
@@ -217,9 +153,9 @@ class ClassifierTrainer(ClassifierCardMixin, DatasetOrderEvaluation, Trainer):
     def _prepare_eval(self, eval_dataset: Any) -> Any:
         if isinstance(eval_dataset, dict):
             return {
-                name: prepare_labels(split, self.label_encoder, name) for name, split in eval_dataset.items()
+                name: prepare_labels(split, self.label_space, name) for name, split in eval_dataset.items()
             }
-        return prepare_labels(eval_dataset, self.label_encoder, "eval")
+        return prepare_labels(eval_dataset, self.label_space, "eval")
 
     def _stage2_record(self, freeze_encoder: bool, peft_config: PeftConfig | None) -> dict[str, Any]:
         peft = json.loads(json.dumps(peft_config.to_dict(), default=str)) if peft_config is not None else None
@@ -259,7 +195,7 @@ class ClassifierTrainer(ClassifierCardMixin, DatasetOrderEvaluation, Trainer):
 
     def predict_scores(self, dataset: Any) -> tuple[np.ndarray, np.ndarray | None]:
         """``(sigmoid scores [n, labels], multi-hot labels or None)`` of a dataset."""
-        dataset = prepare_labels(dataset, self.label_encoder, "prediction", required=False)
+        dataset = prepare_labels(dataset, self.label_space, "prediction", required=False)
         output = self.predict(dataset)
         logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
         scores = torch.sigmoid(torch.as_tensor(logits, dtype=torch.float32)).numpy()

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from hiercon.errors import ConfigError
+from hiercon.taxonomy.label_space import LabelSpace
 
 TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _RENAMED_LABELS = {"label": "labels", "label_ids": "labels"}
@@ -33,12 +34,22 @@ class ContrastiveDataCollator:
     """Pads text inputs with the tokenizer (when given), stacks ``pixel_values`` and turns every
     other numeric column (labels, label paths, example indices...) into a tensor.
 
-    ``label``/``label_ids`` are renamed ``labels`` as transformers' collators do.
+    ``label``/``label_ids`` are renamed ``labels`` as transformers' collators do. With a
+    ``label_space``, the ``label_column`` in any format it reads (names, paths, ids, multi-hot over
+    the nodes or the leaves) becomes its float multi-hot ``[B, C]``; integer class ids stay ids.
     """
 
-    def __init__(self, tokenizer: Any = None, pad_to_multiple_of: int | None = None) -> None:
+    def __init__(
+        self,
+        tokenizer: Any = None,
+        pad_to_multiple_of: int | None = None,
+        label_space: LabelSpace | None = None,
+        label_column: str = "labels",
+    ) -> None:
         self.tokenizer = tokenizer
         self.pad_to_multiple_of = pad_to_multiple_of
+        self.label_space = label_space
+        self.label_column = label_column
 
     def __call__(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         if not features:
@@ -51,8 +62,16 @@ class ContrastiveDataCollator:
         for name in names:
             if name in TEXT_INPUTS:
                 continue
-            batch[_RENAMED_LABELS.get(name, name)] = _as_tensor(name, [f[name] for f in features])
+            values = [f[name] for f in features]
+            is_labels = self.label_space is not None and _RENAMED_LABELS.get(name, name) == self.label_column
+            batch[_RENAMED_LABELS.get(name, name)] = self._labels(values) if is_labels else _as_tensor(name, values)
         return batch
+
+    def _labels(self, values: list[Any]) -> torch.Tensor:
+        first = values[0]
+        if isinstance(first, (int, np.integer)) or (torch.is_tensor(first) and first.dim() == 0):
+            return _as_tensor(self.label_column, values)
+        return torch.as_tensor(self.label_space.multi_hot(values, self.label_column))
 
     def _pad_text(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         if self.tokenizer is not None and hasattr(self.tokenizer, "pad"):

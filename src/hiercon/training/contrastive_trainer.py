@@ -29,6 +29,7 @@ from hiercon.losses.distributed import average_gradients
 from hiercon.losses.momentum import MomentumEncoder
 from hiercon.modeling.contrastive_model import ContrastiveModel
 from hiercon.modeling.views import ViewMaker, make_views, split_views
+from hiercon.taxonomy.label_space import LabelSpace
 from hiercon.training.callbacks import MomentumCallback
 from hiercon.training.collators import ContrastiveDataCollator
 from hiercon.training.evaluation_order import DatasetOrderEvaluation
@@ -41,6 +42,17 @@ TRAINING_ARGS_NAME = "training_args.bin"
 LOSS_STATE_NAME = "loss_state.safetensors"
 
 
+def _resolve_label_space(label_space: LabelSpace | None, taxonomy: Any, loss: nn.Module) -> LabelSpace | None:
+    """The label space the trainer reads labels with: the one given, else the loss's own (when it
+    agrees with ``taxonomy``), else the ``"nodes"`` space of ``taxonomy`` or of the loss's taxonomy."""
+    if label_space is not None:
+        return label_space
+    loss_space = getattr(loss, "label_space", None)
+    if loss_space is not None and (taxonomy is None or loss_space.taxonomy == taxonomy):
+        return loss_space
+    return LabelSpace.of(taxonomy if taxonomy is not None else getattr(loss, "taxonomy", None))
+
+
 class ContrastiveTrainer(EncoderCardMixin, DatasetOrderEvaluation, Trainer):
     """Trainer for stage 1 (contrastive representation learning).
 
@@ -50,9 +62,12 @@ class ContrastiveTrainer(EncoderCardMixin, DatasetOrderEvaluation, Trainer):
             view maker from :mod:`hiercon.modeling.views`.
         batch_sampler: ``None`` (the Trainer's shuffling), ``"pk"``, ``"random"``, or a
             :class:`MultiLabelBatchSampler`.
-        taxonomy: a ``LabelTaxonomy``; needed to turn multi-hot labels into label paths, and used
-            to check label widths (defaults to ``loss.taxonomy`` when the loss has one).
-        label_column: the column holding the labels (multi-hot, class ids).
+        taxonomy: a ``LabelTaxonomy``; its ``"nodes"`` label space reads the label column (defaults
+            to the loss's own label space or taxonomy when it has one).
+        label_space: a :class:`~hiercon.taxonomy.LabelSpace` to read the label column with (instead
+            of ``taxonomy``): names, path strings, ids, multi-hot over the nodes or the leaves all
+            become the multi-hot over its columns, exactly as the loss and the recipe read them.
+        label_column: the column holding the labels (any format above, or class ids).
         samples_per_label: ``K`` of the ``"pk"`` sampler.
         momentum: keep a momentum (EMA) copy of the model, updated after every optimiser step
             (MoCo, ``0.999`` is usual); a loss whose ``forward`` takes ``key_embeddings`` then
@@ -77,6 +92,7 @@ class ContrastiveTrainer(EncoderCardMixin, DatasetOrderEvaluation, Trainer):
         views: int | ViewMaker = 2,
         batch_sampler: str | MultiLabelBatchSampler | None = None,
         taxonomy: Any = None,
+        label_space: LabelSpace | None = None,
         label_column: str = "labels",
         samples_per_label: int = 2,
         momentum: float | None = None,
@@ -89,10 +105,11 @@ class ContrastiveTrainer(EncoderCardMixin, DatasetOrderEvaluation, Trainer):
         if args is None:
             args = TrainingArguments(output_dir="trainer_output", report_to="none")
         self.loss = loss
-        self.taxonomy = taxonomy if taxonomy is not None else getattr(loss, "taxonomy", None)
+        self.label_space = _resolve_label_space(label_space, taxonomy, loss)
+        self.taxonomy = self.label_space.taxonomy if self.label_space is not None else None
         self.labels = LabelFeeder(
             getattr(loss, "label_kind", "multi_hot"),
-            self.taxonomy,
+            self.label_space,
             label_column,
             loss_reads_multi_hot=getattr(loss, "taxonomy", None) is not None,
         )
@@ -100,7 +117,9 @@ class ContrastiveTrainer(EncoderCardMixin, DatasetOrderEvaluation, Trainer):
         if train_dataset is not None and self.labels.needs_example_index:
             train_dataset = _with_index_column(train_dataset)
         data_collator = data_collator or ContrastiveDataCollator(
-            processing_class if hasattr(processing_class, "pad") else None
+            processing_class if hasattr(processing_class, "pad") else None,
+            label_space=self.label_space,
+            label_column=label_column,
         )
         super().__init__(
             model=model,
@@ -142,7 +161,8 @@ class ContrastiveTrainer(EncoderCardMixin, DatasetOrderEvaluation, Trainer):
             )
         if self.train_dataset is None:
             raise ConfigError("batch_sampler needs a train_dataset")
-        label_levels = self.taxonomy.levels.tolist() if self.taxonomy is not None else None
+        space = self.label_space
+        label_levels = space.taxonomy.levels[space.node_ids].tolist() if space is not None else None
         settings = dict(
             batch_size=self.args.per_device_train_batch_size,
             samples_per_label=samples_per_label,
@@ -153,8 +173,7 @@ class ContrastiveTrainer(EncoderCardMixin, DatasetOrderEvaluation, Trainer):
         if batch_sampler == "random" and not self.labels.has_label_column(self.train_dataset):
             # Shuffled batches need no labels (e.g. cluster or self-supervised losses).
             return MultiLabelBatchSampler(np.full(len(self.train_dataset), -1), **settings)
-        column = self.labels.column_in(self.train_dataset)
-        return MultiLabelBatchSampler.from_dataset(self.train_dataset, column=column, **settings)
+        return MultiLabelBatchSampler(self.labels.example_label_matrix(self.train_dataset), **settings)
 
     def _set_signature_columns_if_needed(self) -> None:
         if self._signature_columns is None:
