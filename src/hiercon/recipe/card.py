@@ -48,7 +48,7 @@ def split_statistics(prepared: Any, label_names: list[str]) -> dict[str, dict[st
     from hiercon.hub.model_card import dataset_statistics
 
     return {
-        split: dataset_statistics(np.asarray(dataset[LABELS])[:, prepared.columns], label_names)
+        split: dataset_statistics(np.asarray(dataset[LABELS]), label_names)
         for split, dataset in prepared.data.splits().items()
     }
 

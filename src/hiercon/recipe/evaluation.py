@@ -27,36 +27,20 @@ COMPARED_METRICS = (
 )
 
 
-def label_columns(taxonomy: Any, label_space: str) -> list[int]:
-    """Node ids (columns of the ``labels`` multi-hot) the classifier predicts, in its label order."""
-    return LabelSpace(taxonomy, label_space).node_ids.tolist()  # type: ignore[arg-type]
-
-
-def restrict_labels(dataset: Dataset, columns: Sequence[int], split: str) -> Dataset:
-    """``dataset`` with its node multi-hot ``labels`` cut to ``columns`` (no copy for all nodes)."""
-    if list(columns) == list(range(len(dataset[0][LABELS]))):
-        return dataset
-    index = list(columns)
-    return dataset.map(
-        lambda batch: {LABELS: [[row[i] for i in index] for row in batch[LABELS]]},
-        batched=True,
-        desc=f"Selecting the {split} label space",
-    )
-
-
 def score_split(
     scores: np.ndarray,
-    truth_nodes: np.ndarray,
+    truth: np.ndarray,
     thresholds: Sequence[float] | np.ndarray,
     taxonomy: Any,
     label_space: str,
 ) -> tuple[dict[str, float], list[dict[str, object]]]:
     """(metrics, per-label rows) of sigmoid ``scores`` over the ``label_space`` columns of ``taxonomy``
-    against node multi-hot truth: :func:`~hiercon.metrics.evaluate_multilabel` (``macro_f1`` is over the
-    fine labels) and :func:`~hiercon.metrics.per_label_report` of the columns."""
+    against multi-hot truth over those columns or over all nodes:
+    :func:`~hiercon.metrics.evaluate_multilabel` (``macro_f1`` is over the fine labels) and
+    :func:`~hiercon.metrics.per_label_report` of the columns."""
     space = LabelSpace(taxonomy, label_space)  # type: ignore[arg-type]
-    metrics = evaluate_multilabel(scores, truth_nodes, space, thresholds)
-    truth = space.restrict(np.asarray(truth_nodes, dtype=np.float32))
+    truth = space.multi_hot(np.asarray(truth, dtype=np.float32), "truth")
+    metrics = evaluate_multilabel(scores, truth, space, thresholds)
     return metrics, per_label_report(truth, scores, thresholds, space.names)
 
 
@@ -110,12 +94,12 @@ def evaluate_model_folder(
     processor = (AutoTokenizer if text else AutoImageProcessor).from_pretrained(folder)
     if text:
         data.text_column, data.image_column = data.text_column or "text", None
-    dataset = load_labelled_split(data, split, taxonomy, limit)
+    space = LabelSpace(taxonomy, record["label_space"])
+    dataset = load_labelled_split(data, split, space, limit)
     length = max_length or min(int(getattr(processor, "model_max_length", 512) or 512), 512)
     inputs = model_inputs(
         dataset, processor, data, ModelArguments(max_length=length), classifier.config, split
     )
-    columns = label_columns(taxonomy, record["label_space"])
     with tempfile.TemporaryDirectory() as scratch:
         trainer = ClassifierTrainer(
             model=classifier,
@@ -124,5 +108,5 @@ def evaluate_model_folder(
             ),
             processing_class=processor,
         )
-        scores, _ = trainer.predict_scores(restrict_labels(inputs, columns, split))
+        scores, _ = trainer.predict_scores(inputs)
     return score_split(scores, truth_matrix(dataset), record["thresholds"], taxonomy, record["label_space"])

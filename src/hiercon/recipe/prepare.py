@@ -18,7 +18,6 @@ from hiercon.recipe.config import argument_parser
 from hiercon.recipe.data import RecipeData, load_recipe_data
 from hiercon.recipe.inputs import load_processor, model_inputs, resolve_encoder_path
 from hiercon.recipe.losses import build_loss
-from hiercon.recipe.scoring import label_columns, restrict_labels
 from hiercon.recipe.workdir import default_work_dir
 
 
@@ -30,12 +29,10 @@ class Prepared:
     data: RecipeData
     processor: Any
     inputs: dict[str, Any]
-    stage_inputs: dict[str, Any]
     stage1_args: TrainingArguments
     stage2_args: TrainingArguments
     work_dir: Path
     output_dir: Path
-    columns: list[int]
 
 
 def training_arguments(stage: StageSection, output: OutputArguments, run_dir: Path) -> TrainingArguments:
@@ -77,26 +74,22 @@ def load_encoder_config(args: RecipeArguments) -> Any:
 
 def prepare(args: RecipeArguments) -> Prepared:
     """Load and check data, encoder processor, loss and training arguments (nothing is written)."""
-    data = load_recipe_data(args.data, seed=args.output.seed)
+    data = load_recipe_data(args.data, seed=args.output.seed, label_space=args.stage2.label_space)
     processor = load_processor(args.model, input_modality(args.data))
     encoder_config = load_encoder_config(args)
-    build_loss(args.stage1, data.taxonomy, args.model.projection_dim or encoder_config.hidden_size)
+    build_loss(args.stage1, data.label_space, args.model.projection_dim or encoder_config.hidden_size)
     inputs = {
         split: model_inputs(dataset, processor, args.data, args.model, encoder_config, split)
         for split, dataset in data.splits().items()
     }
-    columns = label_columns(data.taxonomy, args.stage2.label_space)
-    stage_inputs = {split: restrict_labels(dataset, columns, split) for split, dataset in inputs.items()}
     work_dir = default_work_dir(args.output)
     return Prepared(
         args=args,
         data=data,
         processor=processor,
         inputs=inputs,
-        stage_inputs=stage_inputs,
         stage1_args=training_arguments(args.stage1, args.output, work_dir / "stage1"),
         stage2_args=training_arguments(args.stage2, args.output, work_dir / "stage2"),
         work_dir=work_dir,
         output_dir=Path(args.output.output_dir).resolve(),
-        columns=columns,
     )

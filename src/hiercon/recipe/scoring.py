@@ -1,4 +1,4 @@
-"""Scoring a run: the label columns stage 2 predicts, decision thresholds, the metrics of a trained
+"""Scoring a run: decision thresholds, the metrics of a trained
 classifier on a split, the stage-1 embedding report and the comparison with the baseline.
 
 Every call the recipe makes into the label-space, evaluation and metrics code is here.
@@ -14,8 +14,6 @@ import numpy as np
 from hiercon.recipe.evaluation import (
     comparison_table,
     embed,
-    label_columns,
-    restrict_labels,
     score_split,
     truth_matrix,
 )
@@ -26,8 +24,6 @@ if TYPE_CHECKING:
 __all__ = [
     "comparison_table",
     "evaluate_trainer",
-    "label_columns",
-    "restrict_labels",
     "set_decision_thresholds",
     "stage1_report",
 ]
@@ -40,8 +36,8 @@ def set_decision_thresholds(trainer: Any, prepared: Prepared) -> np.ndarray:
 
     stage2 = prepared.args.stage2
     if stage2.tune_thresholds:
-        return np.asarray(trainer.tune_thresholds_on(prepared.stage_inputs["validation"]))
-    thresholds = [stage2.threshold] * len(prepared.columns)
+        return np.asarray(trainer.tune_thresholds_on(prepared.inputs["validation"]))
+    thresholds = [stage2.threshold] * prepared.data.label_space.num_labels
     set_thresholds(classifier_config(trainer.model), thresholds)
     return np.asarray(thresholds)
 
@@ -50,7 +46,7 @@ def evaluate_trainer(
     trainer: Any, prepared: Prepared, thresholds: np.ndarray, split: str
 ) -> tuple[dict[str, float], list[dict[str, object]]]:
     """The metrics and the per-label table of the trainer's classifier on ``split``."""
-    scores, _ = trainer.predict_scores(prepared.stage_inputs[split])
+    scores, _ = trainer.predict_scores(prepared.inputs[split])
     truth = truth_matrix(prepared.data.splits()[split])
     return score_split(scores, truth, thresholds, prepared.data.taxonomy, prepared.args.stage2.label_space)
 
@@ -64,7 +60,7 @@ def stage1_report(prepared: Prepared, encoder: Any, plots_dir: Path | None) -> d
     collator = ContrastiveDataCollator(prepared.processor if hasattr(prepared.processor, "pad") else None)
     batch_size = prepared.args.stage2.per_device_eval_batch_size
     embeddings = embed(encoder, prepared.inputs["test"], collator, batch_size)
-    truth = truth_matrix(prepared.data.test)
+    truth = prepared.data.label_space.to_nodes(truth_matrix(prepared.data.test))
     metrics = {f"stage1_{key}": value for key, value in stage1_metrics(embeddings, truth, taxonomy).items()}
     if plots_dir is not None:
         from hiercon.metrics.hierarchical import level_names

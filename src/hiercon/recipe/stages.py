@@ -102,10 +102,10 @@ def run_stage1(prepared: Prepared, callbacks: Sequence[TrainerCallback]) -> Stag
         args=prepared.stage1_args,
         train_dataset=prepared.inputs["train"],
         processing_class=prepared.processor,
-        loss=build_loss(args.stage1, prepared.data.taxonomy, model.embedding_dim),
+        loss=build_loss(args.stage1, prepared.data.label_space, model.embedding_dim),
         views=args.stage1.num_views,
         batch_sampler="pk" if args.stage1.sampler == "multilabel" else None,
-        taxonomy=prepared.data.taxonomy,
+        label_space=prepared.data.label_space,
         callbacks=list(callbacks),
     )
     trainer.train(resume_from_checkpoint=last_checkpoint(run_dir, args.output.resume))
@@ -138,8 +138,8 @@ def classifier_trainer(
         head_learning_rate=args.stage2.head_learning_rate,
         model=classifier,
         args=training_args,
-        train_dataset=prepared.stage_inputs["train"],
-        eval_dataset=prepared.stage_inputs["validation"],
+        train_dataset=prepared.inputs["train"],
+        eval_dataset=prepared.inputs["validation"],
         processing_class=prepared.processor,
         consistency_weight=consistency_weight,
         freeze_encoder=linear_probe,
