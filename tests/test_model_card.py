@@ -127,6 +127,7 @@ def test_card_data_from_config_and_save(tmp_path: Path, monkeypatch) -> None:
     assert loaded.data.pipeline_tag == "image-classification" and loaded.data.base_model == "tiny/vit"
     assert loaded.data.hiercon == {
         "losses": {"stage1": "JaccardSupConLoss"},
+        "num_labels": 2,
         "labels": ["cat", "dog"],
         "label_space": "leaves",
     }
@@ -218,3 +219,13 @@ def test_templates_are_package_data_edited_in_model_cards() -> None:
     for template in (TEMPLATE_PATH, ENCODER_TEMPLATE_PATH):
         assert template.parent.parent.name == "hiercon", "templates ship inside the package"
         assert template.samefile(repository_cards / template.name), "one copy, edited in model_cards/"
+
+
+def test_metadata_lists_labels_up_to_the_limit() -> None:
+    from hiercon.hub.card_data import YAML_LABEL_LIMIT
+
+    few = HierconCardData("a/b", label_names=["x", "y"]).to_dict()["hiercon"]
+    assert few["labels"] == ["x", "y"] and few["num_labels"] == 2
+    names = [f"label_{i}" for i in range(YAML_LABEL_LIMIT + 1)]
+    many = HierconCardData("a/b", label_names=names).to_dict()["hiercon"]
+    assert many["num_labels"] == YAML_LABEL_LIMIT + 1 and "labels" not in many

@@ -44,6 +44,8 @@ HEADLINE_METRICS = {
     "map": "mAP",
     "hierarchical_f1": "Hierarchical F1",
 }
+# Labels named in the YAML metadata at most (the card's body lists them all in the per-label table).
+YAML_LABEL_LIMIT = 1000
 DEFAULT_EXAMPLE = "I am so happy for you, thank you!"
 
 
@@ -203,12 +205,15 @@ class HierconCardData(CardData):
         )
 
     def _hiercon_metadata(self) -> dict[str, Any]:
+        """The ``hiercon`` block: losses, labels (listed up to ``YAML_LABEL_LIMIT``), label space, taxonomy size."""
         losses = {"stage1": self.stage1.get("loss")}
         if self.kind == "classifier":
             losses["stage2"] = self.stage2.get("loss")
         metadata: dict[str, Any] = {"losses": {key: value for key, value in losses.items() if value}}
         if self.label_names:
-            metadata["labels"] = list(self.label_names)
+            metadata["num_labels"] = len(self.label_names)
+            if len(self.label_names) <= YAML_LABEL_LIMIT:
+                metadata["labels"] = list(self.label_names)
             metadata["label_space"] = self.label_space
         taxonomy = self.label_taxonomy()
         if taxonomy is not None:
