@@ -38,10 +38,11 @@ def run_recipe(args: RecipeArguments, callbacks: Sequence[TrainerCallback] = ())
     thresholds = set_decision_thresholds(trainer, prepared)
     validation_metrics, _ = evaluate_trainer(trainer, prepared, thresholds, "validation")
     test_metrics, per_label = evaluate_trainer(trainer, prepared, thresholds, "test")
-    plots_dir = prepared.work_dir / "plots" if args.output.plots else None
+    plots_dir = prepared.work_dir / "plots" if args.output.plots and main else None
     if plots_dir is not None:
         plots_dir.mkdir(parents=True, exist_ok=True)
-    stage1_metrics = stage1_report(prepared, stage1.model, plots_dir) if main and not args.stage1.skip else {}
+    # Every process embeds (Trainer.predict gathers across processes); the main one plots.
+    stage1_metrics = stage1_report(prepared, stage1.model, plots_dir) if not args.stage1.skip else {}
     baseline_metrics = None
     comparison = None
     encoder_passes = stage1.encoder_passes + stage2.encoder_passes
