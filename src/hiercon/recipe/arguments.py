@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from hiercon.errors import ConfigError
+from hiercon.recipe.loss_registry import loss_entry
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 
@@ -49,6 +50,30 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+CLUSTER_SOURCES = ("level", "kmeans", "column")
+CLUSTER_KEYS = ("source", "level", "column", "n_clusters", "every_n_epochs")
+
+
+def _check_clusters(clusters: Any) -> None:
+    _require(isinstance(clusters, dict), f"stage1.clusters must be a mapping, got {clusters!r}")
+    unknown = sorted(set(clusters) - set(CLUSTER_KEYS))
+    _require(not unknown, f"stage1.clusters has unknown keys {unknown}; it takes {list(CLUSTER_KEYS)}")
+    source = clusters.get("source", "level")
+    _require(source in CLUSTER_SOURCES, f"stage1.clusters.source must be one of {CLUSTER_SOURCES}, got {source!r}")
+    _require(
+        source != "column" or isinstance(clusters.get("column"), str),
+        "stage1.clusters.source 'column' needs stage1.clusters.column: the data column holding cluster ids",
+    )
+    counts = clusters.get("n_clusters")
+    counts = [counts] if isinstance(counts, int) else counts
+    _require(
+        counts is None or (isinstance(counts, list) and counts and all(isinstance(k, int) and k > 1 for k in counts)),
+        f"stage1.clusters.n_clusters must be a cluster count above 1 or a list of them, got {clusters.get('n_clusters')!r}",
+    )
+    every = clusters.get("every_n_epochs", 1)
+    _require(isinstance(every, int) and every >= 1, f"stage1.clusters.every_n_epochs must be >= 1, got {every!r}")
+
+
 class TrainingSection:
     """A section that carries ``transformers.TrainingArguments`` values in its ``training_args``.
 
@@ -68,9 +93,13 @@ class TrainingSection:
     def own_keys(cls) -> list[str]:
         return [item.name for item in dataclasses.fields(cls)]  # type: ignore[arg-type]
 
+    def recipe_defaults(self) -> dict[str, Any]:
+        """The recipe's defaults for ``TrainingArguments`` fields of this section."""
+        return dict(self.TRAINING_DEFAULTS)
+
     def training_values(self) -> dict[str, Any]:
         """The ``TrainingArguments`` values this section sets: its defaults, then ``training_args``."""
-        return {**self.TRAINING_DEFAULTS, **self.__dict__.get("training_args", {})}
+        return {**self.recipe_defaults(), **self.__dict__.get("training_args", {})}
 
     def settings(self) -> dict[str, Any]:
         """The section as one flat mapping: its own keys and its training values."""
@@ -259,9 +288,23 @@ class Stage1Arguments(StageSection):
         default="supcon", metadata={"help": "Loss name, e.g. supcon, jaccard_supcon, mulsupcon."}
     )
     loss_kwargs: dict[str, Any] = field(default_factory=dict)
-    temperature: float = 0.1
-    num_views: int = field(
-        default=1, metadata={"help": "Views per example (dropout noise gives text views)."}
+    temperature: float | None = field(
+        default=None, metadata={"help": "Softmax temperature; null: the loss's recommended value."}
+    )
+    num_views: int | None = field(
+        default=None,
+        metadata={"help": "Views per example (dropout noise gives text views); null: the loss's recommended value."},
+    )
+    clusters: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={
+            "help": "Cluster labels of cl_infonce and hcsc: {source: level|kmeans|column, level: depth, "
+            "column: name, n_clusters: [k, ...], every_n_epochs: 1}."
+        },
+    )
+    momentum: float | None = field(
+        default=None,
+        metadata={"help": "EMA rate of a momentum encoder giving the keys; null: the loss's recommended value."},
     )
     sampler: Sampler = field(
         default="multilabel", metadata={"help": "'multilabel' (label-aware batches) or 'random'."}
@@ -272,13 +315,26 @@ class Stage1Arguments(StageSection):
 
     def __post_init__(self) -> None:
         self._check_training_args()
+        entry = loss_entry(self.loss)
+        self.temperature = entry.temperature if self.temperature is None else self.temperature
+        self.num_views = entry.num_views if self.num_views is None else self.num_views
+        self.momentum = entry.momentum if self.momentum is None else self.momentum
         _require(
             isinstance(self.loss_kwargs, dict),
             f"stage1.loss_kwargs must be a mapping, got {self.loss_kwargs!r}",
         )
         _require(self.temperature > 0, f"stage1.temperature must be positive, got {self.temperature}")
         _require(self.num_views >= 1, f"stage1.num_views must be at least 1, got {self.num_views}")
+        _require(
+            self.momentum is None or 0.0 < self.momentum < 1.0,
+            f"stage1.momentum must be in (0, 1) or null, got {self.momentum}",
+        )
+        _check_clusters(self.clusters)
         self._check_schedule()
+
+    def recipe_defaults(self) -> dict[str, Any]:
+        """The stage defaults, with the loss's recommended learning rate."""
+        return {**self.TRAINING_DEFAULTS, "learning_rate": loss_entry(self.loss).learning_rate}
 
 
 @dataclass

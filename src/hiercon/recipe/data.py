@@ -32,6 +32,8 @@ from hiercon.taxonomy import LabelSpace, LabelTaxonomy
 logger = logging.getLogger(__name__)
 
 LABELS = "labels"
+#: Cluster ids read from a data column (``stage1.clusters: {source: column}``), kept beside ``labels``.
+CLUSTERS = "cluster_ids"
 BUILDERS = {
     ".csv": "csv",
     ".tsv": "csv",
@@ -274,15 +276,26 @@ class LabelReader:
         return sorted(set(labels))
 
 
-def encode_split(dataset: Dataset, args: DataArguments, label_space: LabelSpace, split: str) -> Dataset:
-    """``dataset`` with a float ``labels`` multi-hot over the label space's columns (label columns dropped)."""
+def encode_split(
+    dataset: Dataset,
+    args: DataArguments,
+    label_space: LabelSpace,
+    split: str,
+    cluster_ids: dict[str, int] | None = None,
+    cluster_column: str | None = None,
+) -> Dataset:
+    """``dataset`` with a float ``labels`` multi-hot over the label space's columns (label columns dropped)
+    and, with a ``cluster_column``, its values as integer ``cluster_ids`` (through ``cluster_ids``)."""
     reader = LabelReader(args, label_space, dataset, split)
     columns = [column for column in args.label_columns if column in dataset.column_names]
 
     def encode(batch: dict[str, list[Any]], indices: list[int]) -> dict[str, Any]:
         rows = [{column: batch[column][offset] for column in columns} for offset in range(len(indices))]
         label_sets = [reader.read(row, position) for row, position in zip(rows, indices)]
-        return {LABELS: label_space.encode(label_sets, f"the {split} labels").numpy().astype(np.float32).tolist()}
+        encoded = {LABELS: label_space.encode(label_sets, f"the {split} labels").numpy().astype(np.float32).tolist()}
+        if cluster_column is not None and cluster_ids is not None:
+            encoded[CLUSTERS] = [cluster_ids[str(value)] for value in batch[cluster_column]]
+        return encoded
 
     keep = {args.text_column or args.image_column}
     removed = [column for column in dataset.column_names if column not in keep]
@@ -345,16 +358,29 @@ def prepare_input(dataset: Dataset, args: DataArguments) -> Dataset:
     return dataset
 
 
-def load_recipe_data(args: DataArguments, seed: int = 42, label_space: str = "nodes") -> RecipeData:
+def cluster_id_map(column: str, splits: Sequence[Dataset]) -> dict[str, int]:
+    """Integer ids of the values of a cluster column, in sorted order of the values over all splits."""
+    for split in splits:
+        if column not in split.column_names:
+            raise ConfigError(f"stage1.clusters.column {column!r} is not a column of the data ({split.column_names})")
+    values = sorted({str(value) for split in splits for value in split[column]})
+    return {value: index for index, value in enumerate(values)}
+
+
+def load_recipe_data(
+    args: DataArguments, seed: int = 42, label_space: str = "nodes", cluster_column: str | None = None
+) -> RecipeData:
     """Load, check, subsample and encode all splits over the taxonomy's ``label_space`` (``"nodes"`` or
-    ``"leaves"``); every problem surfaces before training starts."""
+    ``"leaves"``), with a ``cluster_column`` read as ``cluster_ids``; every problem surfaces before
+    training starts."""
     raw = load_raw(args)
     train, validation, test = pick_splits(raw, args, seed)
     for split, dataset in (("train", train), ("validation", validation), ("test", test)):
         check_columns(dataset, args, split)
     space = LabelSpace(load_taxonomy(args, [train, validation, test]), label_space)  # type: ignore[arg-type]
+    ids = cluster_id_map(cluster_column, [train, validation, test]) if cluster_column else None
     encoded = {
-        split: prepare_input(encode_split(dataset, args, space, split), args)
+        split: prepare_input(encode_split(dataset, args, space, split, ids, cluster_column), args)
         for split, dataset in (("train", train), ("validation", validation), ("test", test))
     }
     return RecipeData(

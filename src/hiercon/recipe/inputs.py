@@ -13,7 +13,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenize
 from hiercon.errors import ConfigError
 from hiercon.modality import IMAGE, TEXT, Modality, input_modality
 from hiercon.recipe.arguments import DEFAULT_ENCODER, DataArguments, ModelArguments
-from hiercon.recipe.data import LABELS
+from hiercon.recipe.data import CLUSTERS, LABELS
 
 DEFAULT_ENCODER_ALIASES = (DEFAULT_ENCODER, f"sentence-transformers/{DEFAULT_ENCODER}")
 
@@ -92,7 +92,7 @@ def tokenize(dataset: Dataset, tokenizer: Any, text_column: str, max_length: int
         texts = ["" if text is None else str(text) for text in batch[text_column]]
         return tokenizer(texts, truncation=True, max_length=max_length)
 
-    removed = [column for column in dataset.column_names if column != LABELS]
+    removed = [column for column in dataset.column_names if column not in (LABELS, CLUSTERS)]
     return dataset.map(encode, batched=True, remove_columns=removed, desc=f"Tokenizing {split}")
 
 

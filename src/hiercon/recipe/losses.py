@@ -1,4 +1,5 @@
-"""Stage-1 losses by name, built with what the recipe knows (temperature, taxonomy, sizes)."""
+"""Stage-1 losses by name (:mod:`hiercon.recipe.loss_registry`), built with what the recipe knows
+(temperature, label space, sizes)."""
 
 from __future__ import annotations
 
@@ -8,31 +9,15 @@ from typing import Any
 from hiercon.errors import ConfigError
 from hiercon.recipe.arguments import Stage1Arguments
 from hiercon.recipe.config import closest
+from hiercon.recipe.loss_registry import loss_entry
 from hiercon.taxonomy import LabelSpace, LabelTaxonomy
-
-LOSSES = {
-    "supcon": "SupConLoss",
-    "jaccard_supcon": "JaccardSupConLoss",
-    "mulsupcon": "MulSupConLoss",
-    "abalone": "AbaloneLoss",
-    "reg": "RegLoss",
-    "prototype": "PrototypeLoss",
-    "himulcone": "HiMulConELoss",
-    "cl_infonce": "ClInfoNCELoss",
-    "hcsc": "HCSCLoss",
-    "ranked": "RankedContrastiveLoss",
-}
 
 
 def loss_class(name: str) -> type:
     """The loss class for a recipe name (``jaccard_supcon``) or a class name (``JaccardSupConLoss``)."""
     import hiercon.losses
 
-    class_name = LOSSES.get(name.lower(), name)
-    if class_name not in LOSSES.values():
-        suggestion = closest(name.lower(), list(LOSSES))
-        hint = f"; did you mean {suggestion!r}?" if suggestion else f"; choose one of {', '.join(LOSSES)}"
-        raise ConfigError(f"unknown stage1.loss {name!r}{hint}")
+    class_name = loss_entry(name).class_name
     try:
         return getattr(hiercon.losses, class_name)
     except (AttributeError, ImportError) as error:
@@ -59,6 +44,7 @@ def build_loss(stage1: Stage1Arguments, label_space: LabelSpace | LabelTaxonomy,
         "embedding_dim": embedding_dim,
     }
     kwargs = {name: value for name, value in known.items() if name in parameters}
+    kwargs.update(loss_entry(stage1.loss).loss_kwargs)
     kwargs.update(stage1.loss_kwargs)
     try:
         return cls(**kwargs)

@@ -14,6 +14,7 @@ from transformers import AutoConfig, TrainingArguments
 from hiercon.errors import ConfigError
 from hiercon.modality import input_modality
 from hiercon.recipe.arguments import OutputArguments, RecipeArguments, StageSection
+from hiercon.recipe.clusters import cluster_column, cluster_setup
 from hiercon.recipe.config import argument_parser
 from hiercon.recipe.data import RecipeData, load_recipe_data
 from hiercon.recipe.inputs import load_processor, model_inputs, resolve_encoder_path
@@ -29,6 +30,8 @@ class Prepared:
     data: RecipeData
     processor: Any
     inputs: dict[str, Any]
+    stage1_train: Any
+    stage1_callbacks: list[Any]
     stage1_args: TrainingArguments
     stage2_args: TrainingArguments
     work_dir: Path
@@ -44,7 +47,7 @@ def training_arguments(stage: StageSection, output: OutputArguments, run_dir: Pa
         "save_strategy": "steps",
         "save_only_model": False,
         **output.TRAINING_DEFAULTS,
-        **stage.TRAINING_DEFAULTS,
+        **stage.recipe_defaults(),
         **output.training_args,
         **stage.training_args,
         "output_dir": str(run_dir),
@@ -74,7 +77,9 @@ def load_encoder_config(args: RecipeArguments) -> Any:
 
 def prepare(args: RecipeArguments) -> Prepared:
     """Load and check data, encoder processor, loss and training arguments (nothing is written)."""
-    data = load_recipe_data(args.data, seed=args.output.seed, label_space=args.stage2.label_space)
+    data = load_recipe_data(
+        args.data, seed=args.output.seed, label_space=args.stage2.label_space, cluster_column=cluster_column(args.stage1)
+    )
     processor = load_processor(args.model, input_modality(args.data))
     encoder_config = load_encoder_config(args)
     build_loss(args.stage1, data.label_space, args.model.projection_dim or encoder_config.hidden_size)
@@ -82,12 +87,15 @@ def prepare(args: RecipeArguments) -> Prepared:
         split: model_inputs(dataset, processor, args.data, args.model, encoder_config, split)
         for split, dataset in data.splits().items()
     }
+    stage1_train, stage1_callbacks = cluster_setup(args.stage1, data.label_space, inputs["train"], args.output.seed)
     work_dir = default_work_dir(args.output)
     return Prepared(
         args=args,
         data=data,
         processor=processor,
         inputs=inputs,
+        stage1_train=stage1_train,
+        stage1_callbacks=stage1_callbacks,
         stage1_args=training_arguments(args.stage1, args.output, work_dir / "stage1"),
         stage2_args=training_arguments(args.stage2, args.output, work_dir / "stage2"),
         work_dir=work_dir,

@@ -100,13 +100,14 @@ def run_stage1(prepared: Prepared, callbacks: Sequence[TrainerCallback]) -> Stag
     trainer = ContrastiveTrainer(
         model=model,
         args=prepared.stage1_args,
-        train_dataset=prepared.inputs["train"],
+        train_dataset=prepared.stage1_train,
         processing_class=prepared.processor,
         loss=build_loss(args.stage1, prepared.data.label_space, model.embedding_dim),
         views=args.stage1.num_views,
         batch_sampler="pk" if args.stage1.sampler == "multilabel" else None,
         label_space=prepared.data.label_space,
-        callbacks=list(callbacks),
+        momentum=args.stage1.momentum,
+        callbacks=[*prepared.stage1_callbacks, *callbacks],
     )
     trainer.train(resume_from_checkpoint=last_checkpoint(run_dir, args.output.resume))
     steps = trainer.state.global_step
