@@ -6,6 +6,7 @@ the evaluation set:
 
 - ``knn_micro_f1`` / ``knn_macro_f1``: similarity-weighted cosine kNN multi-label vote;
 - ``map_at_r``: retrieval MAP@R (relevant = shares a label);
+- ``mean_pairwise_cosine``: near 1 when the embeddings collapse to one direction;
 - with a taxonomy, per level ``d``: ``level_d_accuracy`` when every example has exactly one label at
   that depth, else ``level_d_micro_f1`` / ``level_d_macro_f1``.
 """
@@ -52,6 +53,18 @@ def _levels(labels: np.ndarray, taxonomy: Any) -> dict[str, np.ndarray]:
     return levels
 
 
+def mean_pairwise_cosine(embeddings: Any) -> float:
+    """The mean cosine similarity over all pairs of distinct rows: near 1 when the embeddings collapse
+    to one direction, near 0 when they spread (``(|sum of unit rows|^2 - n) / (n (n - 1))``)."""
+    points = np.asarray(embeddings, dtype=np.float64)
+    if points.shape[0] < 2:
+        raise ConfigError("the mean pairwise cosine needs at least two embeddings")
+    units = points / np.maximum(np.linalg.norm(points, axis=1, keepdims=True), 1e-12)
+    total = units.sum(axis=0)
+    count = units.shape[0]
+    return float((total @ total - count) / (count * (count - 1)))
+
+
 def stage1_metrics(embeddings: Any, labels: Any, taxonomy: Any = None, k: int = 10) -> dict[str, float]:
     """The stage-1 scores of ``embeddings`` ``[n, d]`` against ``labels`` (see the module docstring).
 
@@ -68,6 +81,7 @@ def stage1_metrics(embeddings: Any, labels: Any, taxonomy: Any = None, k: int = 
         labels = _node_labels(labels, taxonomy)
     k = min(k, embeddings.shape[0] - 1)
     results = {f"knn_{name}": value for name, value in knn_multilabel_f1(embeddings, labels, k=k).items()}
+    results["mean_pairwise_cosine"] = mean_pairwise_cosine(embeddings)
     try:
         results["map_at_r"] = map_at_r(embeddings, labels)
     except HierconError:
