@@ -23,6 +23,8 @@ def test_recipe_end_to_end_writes_a_folder_that_pipeline_loads(tmp_path, capsys)
     assert main([str(config)]) == 0
     printed = capsys.readouterr().out
     assert "| test metric | hiercon (two-stage) | BCE baseline | difference |" in printed
+    assert "| macro F1 (fine labels) |" in printed and "Test, fine labels: macro F1" in printed
+    assert "Test, per level: " in printed
     assert "Total time:" in printed
 
     folder = tmp_path / "model"

@@ -22,6 +22,7 @@ from huggingface_hub import CardData, EvalResult, ModelCardData
 
 from hiercon.errors import ConfigError
 from hiercon.hub.model_ids import hub_model_id
+from hiercon.modality import classification_task
 from hiercon.record import HierconRecord
 from hiercon.taxonomy.graph import LabelTaxonomy
 
@@ -39,8 +40,8 @@ ARCHITECTURES = {
     "feature-extraction": "AutoModel",
 }
 HEADLINE_METRICS = {
-    "micro_f1": "Micro F1",
-    "macro_f1": "Macro F1",
+    "micro_f1": "Micro F1 (fine labels)",
+    "macro_f1": "Macro F1 (fine labels)",
     "map": "mAP",
     "hierarchical_f1": "Hierarchical F1",
 }
@@ -255,18 +256,9 @@ def record_fields(record: HierconRecord, config: Any = None) -> dict[str, Any]:
         "stage2": dict(record.stage2 or {}),
     }
     if config is not None:
-        fields["pipeline_tag"] = pipeline_tag_of(config)
+        fields["pipeline_tag"] = classification_task(config)
         fields["base_model"] = record.stage1.get("base_model") or name_or_path_of(config) or None
     return fields
-
-
-def pipeline_tag_of(config: Any) -> str:
-    """``"image-classification"`` for an image classifier's config, else ``"text-classification"``."""
-    architectures = (
-        config.get("architectures") if isinstance(config, Mapping) else getattr(config, "architectures", None)
-    )
-    is_image = any("ImageClassification" in name for name in architectures or [])
-    return "image-classification" if is_image else "text-classification"
 
 
 def name_or_path_of(config: Any) -> str:

@@ -136,9 +136,13 @@ def describe_metric(key: str) -> str:
         name = f"node {name}"
     elif scope:
         name = f"{scope.removeprefix('level_')} {name}"
+    elif metric in FINE_LABEL_METRICS:
+        name = f"{name} (fine labels)"
     return f"{name} (consistent decoding)" if consistent else name
 
 
+#: Headline keys that are scored over the fine labels (the taxonomy's leaves, or the flat labels).
+FINE_LABEL_METRICS = ("micro_f1", "macro_f1", "map")
 METRIC_NAMES: dict[str, str] = {
     "micro_f1": "micro F1",
     "macro_f1": "macro F1",

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hiercon.metrics.evaluation import describe_metric
 from hiercon.modeling.adapters import merge_lora
 from hiercon.recipe.card import write_recipe_card
 from hiercon.recipe.prepare import Prepared
@@ -93,11 +94,20 @@ def push(prepared: Prepared, folder: Path) -> str | None:
 def summary_text(result: RecipeResult) -> str:
     """What the scripts print at the end of a run."""
     metrics = result.metrics
+    levels = [key for key in metrics if key.startswith("level_") and key.endswith("/macro_f1")]
     lines = [
         f"Model folder: {result.output_dir}",
-        f"Test micro F1 {metrics['micro_f1']:.4f}, macro F1 {metrics['macro_f1']:.4f}, mAP {metrics['map']:.4f}, "
-        f"hierarchical F1 {metrics['hierarchical_f1']:.4f}, consistency {metrics['consistency_rate']:.4f}",
+        f"Test, fine labels: macro F1 {metrics['macro_f1']:.4f}, micro F1 {metrics['micro_f1']:.4f}, "
+        f"mAP {metrics['map']:.4f}",
     ]
+    if "nodes/macro_f1" in metrics:
+        lines.append(
+            f"Test, all taxonomy nodes: macro F1 {metrics['nodes/macro_f1']:.4f}, hierarchical F1 "
+            f"{metrics['hierarchical_f1']:.4f}, consistency {metrics['consistency_rate']:.4f}"
+        )
+    if levels:
+        per_level = ", ".join(f"{describe_metric(key)} {metrics[key]:.4f}" for key in levels)
+        lines.append(f"Test, per level: {per_level}")
     if result.comparison:
         lines += ["", result.comparison]
     minutes, seconds = divmod(result.seconds, 60)
