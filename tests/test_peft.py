@@ -12,7 +12,8 @@ from transformers import AutoModel, AutoTokenizer, BertForSequenceClassification
 
 from hiercon import ClassifierTrainer, ContrastiveModel, LabelTaxonomy, build_classifier
 from hiercon.errors import ConfigError
-from hiercon.modeling.classifier import apply_lora, merge_lora, read_hiercon_config
+from hiercon.modeling.adapters import apply_lora, merge_lora
+from hiercon.modeling.classifier import read_hiercon_config
 
 EDGES = [("root", "positive"), ("root", "negative"), ("positive", "joy"), ("negative", "anger")]
 TEXTS = [
@@ -39,7 +40,9 @@ def data(tokenizer):
 
 
 def _args(folder, **overrides):
-    return quick_args(folder, **{"per_device_train_batch_size": 4, "learning_rate": 5e-2, "max_steps": 2, **overrides})
+    return quick_args(
+        folder, **{"per_device_train_batch_size": 4, "learning_rate": 5e-2, "max_steps": 2, **overrides}
+    )
 
 
 def _sigmoid_scores(model, tokenizer, texts):
@@ -167,3 +170,37 @@ def test_the_recipe_lora_settings_build_an_adapter_that_merges_back(bert_dir, to
         _sigmoid_scores(merged, tokenizer, texts), _sigmoid_scores(wrapped, tokenizer, texts), atol=1e-5
     )
     assert not any("lora" in name for name in merged.state_dict())
+
+
+def test_stage1_lora_without_targets_wraps_every_linear_layer_of_an_unmapped_encoder(tmp_path):
+    vit_dir = save_tiny_vit(tmp_path / "vit", num_channels=3)
+    model = ContrastiveModel.from_encoder(vit_dir, projection_dim=8, peft_config=LoraConfig(r=2))
+    assert model.is_peft and model.stage1_info()["peft"]["r"] == 2
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in name or name.startswith("head.") for name in trainable)
+    wrapped = {name.split(".lora_A")[0] for name in trainable if ".lora_A" in name}
+    linear = {
+        name
+        for name, module in AutoModel.from_pretrained(vit_dir).named_modules()
+        if isinstance(module, torch.nn.Linear)
+    }
+    assert {name.rsplit("model.", 1)[-1] for name in wrapped} == linear
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_()
+    model.eval()
+    pixels = torch.randn(2, 3, 28, 28)
+    with torch.no_grad():
+        expected = model(pixel_values=pixels).embeddings
+    model.save_pretrained(tmp_path / "saved")
+
+    fresh = ContrastiveModel.from_encoder(vit_dir, projection_dim=8, peft_config=LoraConfig(r=2)).eval()
+    fresh.load_weights(tmp_path / "saved")
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(pixel_values=pixels).embeddings, expected)
+    (tmp_path / "saved" / "adapter" / "adapter_model.safetensors").unlink()
+    with pytest.raises(ConfigError, match="holds no LoRA adapter"):
+        fresh.load_weights(tmp_path / "saved")
+    with pytest.raises(ConfigError, match="already carries a peft adapter"):
+        ContrastiveModel.from_encoder(fresh.encoder, peft_config=LoraConfig(r=2))

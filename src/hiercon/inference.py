@@ -16,25 +16,9 @@ import torch
 from transformers import AutoConfig, pipeline
 
 from hiercon.errors import ConfigError
+from hiercon.modality import classification_task
 from hiercon.record import HierconRecord
 from hiercon.taxonomy.label_space import LabelSpace
-
-TASK_BY_HEAD = {
-    "ImageClassification": "image-classification",
-    "SequenceClassification": "text-classification",
-}
-
-
-def pipeline_task(config: Any) -> str:
-    """``"image-classification"`` or ``"text-classification"`` from the saved architecture."""
-    for architecture in getattr(config, "architectures", None) or []:
-        for head, task in TASK_BY_HEAD.items():
-            if architecture.endswith(f"For{head}"):
-                return task
-    raise ConfigError(
-        f"cannot tell the pipeline task of architectures {getattr(config, 'architectures', None)}; "
-        "expected a *ForSequenceClassification or *ForImageClassification model"
-    )
 
 
 class MultiLabelPredictor:
@@ -75,7 +59,7 @@ class MultiLabelPredictor:
             raise ConfigError(
                 "trust_remote_code is not supported; hiercon classifiers are stock transformers models"
             )
-        task = pipeline_task(AutoConfig.from_pretrained(model_dir))
+        task = classification_task(AutoConfig.from_pretrained(model_dir))
         return cls(pipeline(task, model=str(model_dir), device=device, **kwargs), consistent=consistent)
 
     @classmethod

@@ -9,8 +9,6 @@ writes the first one, :class:`~hiercon.training.ClassifierTrainer` adds ``stage2
 from __future__ import annotations
 
 import copy
-import inspect
-import json
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,7 +26,19 @@ from transformers import (
 )
 
 from hiercon.errors import ConfigError
-from hiercon.modeling.adapters import base_model_of, is_peft, weights_without_adapter
+from hiercon.modality import IMAGE, TEXT, input_modality
+from hiercon.modeling.adapters import (
+    adapter_record,
+    base_model_of,
+    carry_adapter,
+    is_adapter_folder,
+    is_peft,
+    load_adapter_model,
+    merge_lora,
+    weights_without_adapter,
+)
+from hiercon.modeling.adapters import apply_lora as apply_lora
+from hiercon.modeling.adapters import head_module_names as head_module_names
 from hiercon.modeling.pooling import resolve_pooling
 from hiercon.record import HierconRecord
 from hiercon.record import read_hiercon_config as read_hiercon_config
@@ -38,13 +48,11 @@ from hiercon.record import set_stage2 as set_stage2
 from hiercon.record import set_thresholds as set_thresholds
 
 if TYPE_CHECKING:
-    from peft import PeftConfig
-
     from hiercon.taxonomy import LabelTaxonomy
 
-TASKS = ("auto", "text", "image")
+TASKS = ("auto", TEXT, IMAGE)
 MULTI_LABEL = "multi_label_classification"
-_AUTO_CLASSES = {"text": AutoModelForSequenceClassification, "image": AutoModelForImageClassification}
+_AUTO_CLASSES = {TEXT: AutoModelForSequenceClassification, IMAGE: AutoModelForImageClassification}
 _CLS_TOKEN_MODES = frozenset({"cls", "pooler"})
 
 
@@ -58,11 +66,8 @@ def _load_stage1(source: str | Path) -> nn.Module:
     folder = Path(source)
     if (folder / CONTRASTIVE_CONFIG_NAME).is_file():
         return ContrastiveModel.from_pretrained(folder)
-    if (folder / "adapter_config.json").is_file():
-        from peft import PeftConfig, PeftModel
-
-        base = PeftConfig.from_pretrained(folder).base_model_name_or_path
-        return PeftModel.from_pretrained(AutoModel.from_pretrained(base), folder)
+    if is_adapter_folder(folder):
+        return load_adapter_model(folder)
     try:
         return AutoModel.from_pretrained(source)
     except (OSError, ValueError) as error:
@@ -93,18 +98,6 @@ def unwrap_stage1(model: object) -> tuple[nn.Module, dict[str, Any]]:
     )
 
 
-def detect_task(encoder: nn.Module) -> str:
-    """``"text"`` if the encoder's forward takes ``input_ids``, ``"image"`` if ``pixel_values``."""
-    parameters = inspect.signature(base_model_of(encoder).forward).parameters
-    takes_text, takes_pixels = "input_ids" in parameters, "pixel_values" in parameters
-    if takes_text == takes_pixels:
-        raise ConfigError(
-            f"cannot tell whether {type(encoder).__name__} is a text or an image encoder; pass task='text' "
-            "or task='image'"
-        )
-    return "text" if takes_text else "image"
-
-
 # ---- label space -----------------------------------------------------------------------------------
 
 
@@ -133,16 +126,6 @@ def resolve_labels(
 
 
 # ---- building ----------------------------------------------------------------------------------------
-
-
-def head_module_names(classifier: PreTrainedModel) -> list[str]:
-    """Top-level modules of a classifier that hold parameters outside its base model (the head)."""
-    prefix = classifier.base_model_prefix
-    return [
-        name
-        for name, module in classifier.named_children()
-        if name != prefix and any(True for _ in module.parameters())
-    ]
 
 
 def _new_classifier(encoder_config: PretrainedConfig, task: str, names: list[str]) -> PreTrainedModel:
@@ -206,39 +189,8 @@ def _peft_record(
     ``known`` is the record of a stage-1 model that may have merged its adapter already.
     """
     if is_peft(encoder):
-        if known is None:
-            peft_config = encoder.peft_config[encoder.active_adapter]
-            known = json.loads(json.dumps(peft_config.to_dict(), default=str))
-        return {**dict(known), "adapter": "merged" if merge_adapter else "kept"}
+        return {**dict(known or adapter_record(encoder)), "adapter": "merged" if merge_adapter else "kept"}
     return {**dict(known), "adapter": "merged"} if known else None
-
-
-def _keep_adapter(classifier: PreTrainedModel, encoder: nn.Module) -> nn.Module:
-    """Wrap the classifier with the encoder's peft adapter (same weights), head trainable."""
-    from peft import get_peft_model
-
-    adapter_name = encoder.active_adapter
-    peft_config = copy.deepcopy(encoder.peft_config[adapter_name])
-    peft_config.modules_to_save = sorted(
-        set(peft_config.modules_to_save or []) | set(head_module_names(classifier))
-    )
-    peft_config.task_type = "SEQ_CLS" if _is_sequence_classifier(classifier) else None
-    wrapped = get_peft_model(classifier, peft_config, adapter_name=adapter_name)
-    outer = "base_model.model."
-    inner = outer + classifier.base_model_prefix + "."
-    adapter_state = {
-        inner + key[len(outer) :]: value
-        for key, value in encoder.state_dict().items()
-        if key.startswith(outer) and any(part.startswith("lora_") for part in key.split("."))
-    }
-    unexpected = wrapped.load_state_dict(adapter_state, strict=False).unexpected_keys
-    if unexpected or not adapter_state:
-        raise ConfigError(f"the stage-1 adapter does not fit the classifier: {unexpected[:5]}")
-    return wrapped
-
-
-def _is_sequence_classifier(model: nn.Module) -> bool:
-    return type(model).__name__.endswith("ForSequenceClassification")
 
 
 def build_classifier(
@@ -258,8 +210,8 @@ def build_classifier(
             encoder (``AutoModel``), possibly carrying a peft adapter, or a folder holding one.
         taxonomy: the label taxonomy; its nodes (``label_space="nodes"``) or leaves (``"leaves"``)
             become the classes. Without a taxonomy, ``labels`` gives a flat list of class names.
-        task: ``"text"``, ``"image"`` or ``"auto"`` (from the encoder's inputs: ``input_ids`` or
-            ``pixel_values``).
+        task: ``"text"``, ``"image"`` or ``"auto"`` (the encoder's :func:`~hiercon.modality.input_modality`:
+            image when its main input is ``pixel_values``).
         problem_type: only ``"multi_label_classification"`` (sigmoid per label) is supported.
         merge_adapter: when the encoder carries a peft adapter, merge it into the weights (default)
             or keep it, so that stage 2 goes on training it (the result is then a ``PeftModel``).
@@ -279,10 +231,10 @@ def build_classifier(
     encoder, known = unwrap_stage1(model)
     provenance = {**known, **dict(stage1 or {})}
     base = base_model_of(encoder)
-    task = detect_task(encoder) if task == "auto" else task
+    task = input_modality(encoder) if task == "auto" else task
     peft_record = _peft_record(encoder, merge_adapter, provenance.get("peft"))
     if is_peft(encoder) and merge_adapter:
-        encoder_state = copy.deepcopy(encoder).merge_and_unload().state_dict()
+        encoder_state = merge_lora(encoder).state_dict()
     else:
         encoder_state = weights_without_adapter(base)
     classifier = _new_classifier(base.config, task, names)
@@ -301,66 +253,10 @@ def build_classifier(
     }
     HierconRecord(tuple(names), taxonomy, space, stage1=record).to_config(classifier.config)
     if is_peft(encoder) and not merge_adapter:
-        return _keep_adapter(classifier, encoder)
+        return carry_adapter(classifier, encoder)
     return classifier
-
-
-# ---- LoRA in stage 2 ---------------------------------------------------------------------------------
-
-
-def apply_lora(
-    classifier: PreTrainedModel, lora_config: PeftConfig | None = None, **lora_options: Any
-) -> nn.Module:
-    """Wrap ``classifier`` with a LoRA adapter; the classification head stays fully trainable.
-
-    ``lora_config`` defaults to ``LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, **lora_options)``;
-    without target modules it targets peft's defaults for the architecture, else every linear layer. The head modules are added to
-    ``modules_to_save`` so they train and save with the adapter.
-    """
-    from peft import LoraConfig, get_peft_model
-
-    if is_peft(classifier):
-        raise ConfigError("this classifier already carries a peft adapter")
-    if lora_config is None:
-        lora_config = LoraConfig(**{"r": 8, "lora_alpha": 16, "lora_dropout": 0.0, **lora_options})
-    elif lora_options:
-        raise ConfigError("pass either a LoraConfig or LoRA keyword options, not both")
-    lora_config = copy.deepcopy(lora_config)
-    if lora_config.target_modules is None and getattr(lora_config, "target_parameters", None) is None:
-        lora_config.target_modules = _default_lora_targets(classifier)
-    lora_config.modules_to_save = sorted(
-        set(lora_config.modules_to_save or []) | set(head_module_names(classifier))
-    )
-    if _is_sequence_classifier(classifier) and lora_config.task_type is None:
-        lora_config.task_type = "SEQ_CLS"
-    return get_peft_model(classifier, lora_config)
-
-
-def _default_lora_targets(classifier: PreTrainedModel) -> list[str]:
-    """peft's default LoRA targets for the architecture, else every linear layer of the base model."""
-    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
-
-    known = TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(classifier.config.model_type)
-    if known:
-        return list(known)
-    prefix = classifier.base_model_prefix + "."
-    return [
-        name
-        for name, module in classifier.named_modules()
-        if name.startswith(prefix) and isinstance(module, nn.Linear)
-    ]
-
-
-def merge_lora(model: nn.Module) -> nn.Module:
-    """A plain transformers model: the peft adapter merged into a copy of the weights (others unchanged)."""
-    if not is_peft(model):
-        return model
-    return copy.deepcopy(model).merge_and_unload()
 
 
 def load_classifier(folder: str | Path, **kwargs: Any) -> PreTrainedModel:
     """Load a saved classifier with the Auto class that matches its architecture (text or image)."""
-    config = AutoConfig.from_pretrained(folder)
-    architectures = getattr(config, "architectures", None) or []
-    auto_class = _AUTO_CLASSES["image" if any("ImageClassification" in a for a in architectures) else "text"]
-    return auto_class.from_pretrained(folder, **kwargs)
+    return _AUTO_CLASSES[input_modality(AutoConfig.from_pretrained(folder))].from_pretrained(folder, **kwargs)

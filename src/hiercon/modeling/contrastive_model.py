@@ -14,7 +14,6 @@ Saved layout (``save_pretrained``)::
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -29,7 +28,17 @@ from transformers import AutoModel, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from hiercon.errors import ConfigError
-from hiercon.modeling.adapters import base_model_of, is_peft, weights_without_adapter
+from hiercon.modality import IMAGE, IMAGE_INPUT, TEXT, Modality, input_modality
+from hiercon.modeling.adapters import (
+    adapter_record,
+    apply_lora,
+    base_model_of,
+    is_peft,
+    load_adapter,
+    load_adapter_weights,
+    merge_lora,
+    save_base_and_adapter,
+)
 from hiercon.modeling.pooling import pool, resolve_pooling
 
 CONTRASTIVE_CONFIG_NAME = "hiercon_contrastive.json"
@@ -48,7 +57,7 @@ class ContrastiveModelConfig:
     projection_dim: int | None
     projection_hidden_dim: int | None
     base_model: str
-    modality: str
+    modality: Modality
     peft: dict[str, Any] | None = None
     loss: dict[str, Any] | None = None
     format_version: int = 1
@@ -96,19 +105,6 @@ def _check_projection_dim(projection_dim: int | str | None) -> int | None:
     return projection_dim
 
 
-def encoder_modality(encoder: nn.Module) -> str:
-    """``"vision"`` for encoders whose main input is ``pixel_values``, else ``"text"``."""
-    main_input = getattr(base_model_of(encoder), "main_input_name", "input_ids")
-    return "vision" if main_input == "pixel_values" else "text"
-
-
-def _peft_record(encoder: nn.Module) -> dict[str, Any] | None:
-    if not is_peft(encoder):
-        return None
-    config = encoder.peft_config["default"]
-    return json.loads(json.dumps(config.to_dict(), default=str))
-
-
 class ContrastiveModel(nn.Module):
     """An ``AutoModel`` encoder (text or vision), a pooling and a projection head with L2-normalised output.
 
@@ -142,10 +138,10 @@ class ContrastiveModel(nn.Module):
             projection_dim=projection,
             projection_hidden_dim=projection_hidden_dim if projection is not None else None,
             base_model=base_model or getattr(encoder.config, "_name_or_path", "") or "",
-            modality=encoder_modality(encoder),
-            peft=_peft_record(encoder),
+            modality=input_modality(encoder),
+            peft=adapter_record(encoder),
         )
-        self.main_input_name = "pixel_values" if self.modality == "vision" else "input_ids"
+        self.main_input_name = IMAGE_INPUT if self.modality == IMAGE else "input_ids"
 
     @staticmethod
     def _hidden_size(encoder: nn.Module) -> int:
@@ -171,7 +167,8 @@ class ContrastiveModel(nn.Module):
     ) -> ContrastiveModel:
         """Wrap an encoder given as a model, a local folder or a Hub id (loaded with ``AutoModel``).
 
-        ``peft_config`` (e.g. a ``peft.LoraConfig``) wraps the encoder with ``get_peft_model``.
+        ``peft_config`` (e.g. a ``peft.LoraConfig``) wraps the encoder with a LoRA adapter
+        (:func:`~hiercon.modeling.adapters.apply_lora`).
         """
         if "trust_remote_code" in from_pretrained_kwargs:
             raise ConfigError(
@@ -188,9 +185,7 @@ class ContrastiveModel(nn.Module):
                 f"path_or_model must be a path, a Hub id or a transformers model, got {type(path_or_model).__name__}"
             )
         if peft_config is not None:
-            from peft import get_peft_model
-
-            encoder = get_peft_model(encoder, peft_config)
+            encoder = apply_lora(encoder, peft_config)
         return cls(encoder, pooling, projection_dim, projection_hidden_dim, base_model=base_model)
 
     @classmethod
@@ -205,9 +200,7 @@ class ContrastiveModel(nn.Module):
         config = ContrastiveModelConfig.from_dict(json.loads(config_path.read_text()))
         encoder = AutoModel.from_pretrained(folder, **from_pretrained_kwargs)
         if (folder / ADAPTER_FOLDER).is_dir():
-            from peft import PeftModel
-
-            encoder = PeftModel.from_pretrained(encoder, folder / ADAPTER_FOLDER, is_trainable=True)
+            encoder = load_adapter(encoder, folder / ADAPTER_FOLDER)
         model = cls(
             encoder, config.pooling, config.projection_dim, config.projection_hidden_dim, config.base_model
         )
@@ -225,8 +218,9 @@ class ContrastiveModel(nn.Module):
         return self.encoder.config
 
     @property
-    def modality(self) -> str:
-        return self.contrastive_config.modality
+    def modality(self) -> Modality:
+        """``"text"`` or ``"image"``: what the encoder reads (:func:`~hiercon.modality.input_modality`)."""
+        return input_modality(self.encoder)
 
     @property
     def pooling(self) -> str:
@@ -265,15 +259,15 @@ class ContrastiveModel(nn.Module):
     def check_inputs(self, inputs: dict[str, Any]) -> None:
         """Refuse inputs of the wrong modality with an error that says what the encoder needs."""
         has_text = any(inputs.get(name) is not None for name in _TEXT_INPUTS)
-        has_pixels = inputs.get("pixel_values") is not None
-        if self.modality == "vision" and (has_text or not has_pixels):
+        has_pixels = inputs.get(IMAGE_INPUT) is not None
+        if self.modality == IMAGE and (has_text or not has_pixels):
             given = (
                 "text inputs (input_ids)"
                 if has_text
                 else f"only {sorted(k for k in inputs if inputs[k] is not None)}"
             )
             raise ConfigError(f"this vision encoder needs 'pixel_values', but it was given {given}")
-        if self.modality == "text" and (has_pixels or not has_text):
+        if self.modality == TEXT and (has_pixels or not has_text):
             given = (
                 "pixel_values" if has_pixels else f"only {sorted(k for k in inputs if inputs[k] is not None)}"
             )
@@ -298,7 +292,7 @@ class ContrastiveModel(nn.Module):
         self.check_inputs(inputs)
         inputs = {key: value for key, value in inputs.items() if value is not None}
         outputs = self.encoder(**inputs, return_dict=True)
-        return pool(outputs, self.pooling, attention_mask if self.modality == "text" else None)
+        return pool(outputs, self.pooling, attention_mask if self.modality == TEXT else None)
 
     def forward(
         self,
@@ -336,14 +330,12 @@ class ContrastiveModel(nn.Module):
 
     def merged_encoder(self) -> nn.Module:
         """A plain transformers encoder with any LoRA adapter merged in (a copy; ``self`` is unchanged)."""
-        if not self.is_peft:
-            return self.encoder
-        return copy.deepcopy(self.encoder).merge_and_unload()
+        return merge_lora(self.encoder)
 
     def merge_adapter(self) -> None:
         """Merge the LoRA adapter into the encoder in place; the peft config stays recorded."""
         if self.is_peft:
-            self.encoder = self.encoder.merge_and_unload()
+            self.encoder = merge_lora(self.encoder, in_place=True)
             if self.contrastive_config.peft is not None:
                 self.contrastive_config.peft = {**self.contrastive_config.peft, "merged": True}
 
@@ -356,9 +348,7 @@ class ContrastiveModel(nn.Module):
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         if self.is_peft:
-            base = self.encoder.get_base_model()
-            base.save_pretrained(folder, state_dict=weights_without_adapter(base))
-            self.encoder.save_pretrained(folder / ADAPTER_FOLDER)
+            save_base_and_adapter(self.encoder, folder, ADAPTER_FOLDER)
         else:
             self.encoder.save_pretrained(folder)
         head_state = {key: value.detach().contiguous() for key, value in self.head.state_dict().items()}
@@ -375,14 +365,7 @@ class ContrastiveModel(nn.Module):
         """Load the weights saved in ``folder`` into this model in place (used to resume training)."""
         folder = Path(folder)
         if self.is_peft:
-            from peft import set_peft_model_state_dict
-
-            adapter_file = folder / ADAPTER_FOLDER / "adapter_model.safetensors"
-            if not adapter_file.is_file():
-                raise ConfigError(
-                    f"{folder} holds no LoRA adapter ({ADAPTER_FOLDER}/adapter_model.safetensors)"
-                )
-            set_peft_model_state_dict(self.encoder, load_file(str(adapter_file)))
+            load_adapter_weights(self.encoder, folder / ADAPTER_FOLDER)
         else:
             weights = folder / ENCODER_WEIGHTS_NAME
             if not weights.is_file():

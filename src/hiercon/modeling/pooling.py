@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from hiercon.errors import ConfigError
+from hiercon.modeling.adapters import base_model_of
 
 POOLING_MODES = ("cls", "mean", "pooler", "auto")
 
@@ -19,8 +20,7 @@ _POOLER_HEAD_FAMILIES = frozenset(
 
 def has_pooler(encoder: nn.Module) -> bool:
     """Whether ``encoder`` (a transformers base model, possibly wrapped by peft) has a pooler layer."""
-    base = encoder.get_base_model() if hasattr(encoder, "get_base_model") else encoder
-    return getattr(base, "pooler", None) is not None
+    return getattr(base_model_of(encoder), "pooler", None) is not None
 
 
 def resolve_pooling(pooling: str, encoder: nn.Module) -> str:

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from hiercon.errors import ConfigError
+from hiercon.modality import IMAGE, TEXT, Modality
 
 
 def split_views(embeddings: torch.Tensor, num_views: int) -> torch.Tensor:
@@ -160,14 +161,14 @@ class AugmentedViews:
 ViewMaker = DropoutViews | AugmentedViews
 
 
-def make_views(views: int | ViewMaker, modality: str, seed: int = 0) -> ViewMaker:
-    """The view maker for ``views``: a number of views (dropout views for text, augmented views
-    for images) or a ready view maker."""
+def make_views(views: int | ViewMaker, modality: Modality, seed: int = 0) -> ViewMaker:
+    """The view maker for ``views``: a number of views (dropout views for ``"text"``, augmented views
+    for ``"image"``, as :func:`~hiercon.modality.input_modality` tells) or a ready view maker."""
     if isinstance(views, (DropoutViews, AugmentedViews)):
-        if modality == "text" and isinstance(views, AugmentedViews):
+        if modality == TEXT and isinstance(views, AugmentedViews):
             raise ConfigError("AugmentedViews work on images, but the model is a text encoder")
         return views
     num_views = _check_num_views(views)
-    if modality == "vision":
+    if modality == IMAGE:
         return AugmentedViews(num_views=num_views, seed=seed)
     return DropoutViews(num_views=num_views)

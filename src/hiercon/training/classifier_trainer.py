@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,14 +14,8 @@ from transformers import Trainer
 from hiercon.errors import ConfigError
 from hiercon.losses.classification import MultiLabelLoss, build_objective, taxonomy_edge_index
 from hiercon.metrics.thresholds import DEFAULT_GRID, tune_thresholds
-from hiercon.modeling.classifier import (
-    apply_lora,
-    merge_lora,
-    read_labels,
-    read_taxonomy,
-    set_stage2,
-    set_thresholds,
-)
+from hiercon.modeling.adapters import apply_lora, base_model_of, config_record, merge_lora
+from hiercon.modeling.classifier import read_labels, read_taxonomy, set_stage2, set_thresholds
 from hiercon.taxonomy.label_space import LabelSpace
 from hiercon.training.evaluation_order import DatasetOrderEvaluation
 from hiercon.training.loss_parts import LossPartsMeter
@@ -67,8 +60,7 @@ def prepare_labels(
 
 def classifier_config(model: nn.Module) -> Any:
     """The transformers config of a classifier, whether or not it is wrapped by peft."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return base.config
+    return base_model_of(model).config
 
 
 def freeze_base_model(model: nn.Module) -> int:
@@ -158,7 +150,7 @@ class ClassifierTrainer(ClassifierCardMixin, DatasetOrderEvaluation, Trainer):
         return prepare_labels(eval_dataset, self.label_space, "eval")
 
     def _stage2_record(self, freeze_encoder: bool, peft_config: PeftConfig | None) -> dict[str, Any]:
-        peft = json.loads(json.dumps(peft_config.to_dict(), default=str)) if peft_config is not None else None
+        peft = config_record(peft_config) if peft_config is not None else None
         return {**self.objective.describe(), "freeze_encoder": freeze_encoder, "peft": peft}
 
     def train(self, *args: Any, **kwargs: Any) -> Any:

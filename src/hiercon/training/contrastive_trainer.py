@@ -27,6 +27,7 @@ from transformers import Trainer, TrainingArguments
 from hiercon.errors import ConfigError
 from hiercon.losses.distributed import average_gradients
 from hiercon.losses.momentum import MomentumEncoder
+from hiercon.modality import IMAGE, IMAGE_INPUT, TEXT
 from hiercon.modeling.contrastive_model import ContrastiveModel
 from hiercon.modeling.views import ViewMaker, make_views, split_views
 from hiercon.taxonomy.label_space import LabelSpace
@@ -231,12 +232,12 @@ class ContrastiveTrainer(EncoderCardMixin, DatasetOrderEvaluation, Trainer):
 
     def _check_modality(self, columns: list[str]) -> None:
         model = self.model
-        if model.modality == "vision" and "pixel_values" not in columns:
+        if model.modality == IMAGE and IMAGE_INPUT not in columns:
             hint = " (it holds text inputs: input_ids)" if "input_ids" in columns else ""
             raise ConfigError(
                 f"this vision model needs a 'pixel_values' column; the dataset has {columns}{hint}"
             )
-        if model.modality == "text" and "input_ids" not in columns:
+        if model.modality == TEXT and "input_ids" not in columns:
             hint = (
                 " (it holds images: pixel_values)"
                 if "pixel_values" in columns
