@@ -25,6 +25,7 @@ import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, load_dataset, load_from_disk
 
 from hiercon.errors import ConfigError, UnknownLabelError
+from hiercon.modality import input_modality
 from hiercon.recipe.arguments import DataArguments
 from hiercon.recipe.config import COMPRESSION_SUFFIXES, closest
 from hiercon.taxonomy import LabelSpace, LabelTaxonomy
@@ -389,7 +390,7 @@ def load_recipe_data(
         test=encoded["test"],
         label_space=space,
         input_column=args.text_column or args.image_column or "",
-        modality="text" if args.text_column else "image",
+        modality=input_modality(args),
     )
 
 
