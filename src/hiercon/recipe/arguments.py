@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from hiercon.errors import ConfigError
+from hiercon.recipe.hierarchy_spec import parse_spec, spec_text
 from hiercon.recipe.loss_registry import loss_entry
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
@@ -226,7 +227,9 @@ class DataArguments:
     taxonomy: str | None = field(
         default=None,
         metadata={
-            "help": "Taxonomy file (edges tsv/csv, json, yaml); null builds a flat one from the labels."
+            "help": "Taxonomy file (edges tsv/csv, json, yaml); null builds a flat one from the labels; "
+            "'cooccurrence' or 'kmeans' (optionally ':k1,k2', finest first) clusters the labels into a "
+            "hierarchy learned from the training data."
         },
     )
     taxonomy_root: str = "root"
@@ -261,6 +264,13 @@ class DataArguments:
         _require(
             self.label_template is None or "{}" in self.label_template,
             f"data.label_template must contain '{{}}', got {self.label_template!r}",
+        )
+        self.taxonomy = spec_text(self.taxonomy)
+        learned = parse_spec(self.taxonomy)
+        _require(
+            learned is None or self.label_format != "paths",
+            f"data.taxonomy {self.taxonomy!r} builds a hierarchy above flat labels, but labels given as paths "
+            "carry their own hierarchy: set data.taxonomy to null (or to a taxonomy file)",
         )
 
 

@@ -17,6 +17,10 @@ the bad value.
 Relative input paths written in a recipe file (data files, taxonomy, encoder folder) are read
 from the file's folder when they exist there, else from the current directory; paths given on the
 command line, and ``output_dir``, are relative to the current directory.
+
+``data.taxonomy`` may instead name a hierarchy learned from the data (``cooccurrence``,
+``{kmeans: [8, 3]}``; see :mod:`hiercon.recipe.hierarchy_spec`): a mapping is written as its string
+form (``"kmeans:8,3"``) before the section is built, and such a value is not read as a path.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from hiercon.recipe.arguments import (
     takes_training_arguments,
     training_argument_defaults,
 )
+from hiercon.recipe.hierarchy_spec import parse_spec, spec_text
 
 DATA_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet", ".arrow", ".txt")
 COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zip")
@@ -253,6 +258,8 @@ def load_recipe(path: str | Path | None, overrides: Sequence[str] = ()) -> Recip
     if path is not None:
         anchor_file_paths(content, Path(path).resolve().parent)
     merged = merge_config(content, overrides)
+    if "taxonomy" in merged["data"]:
+        merged["data"]["taxonomy"] = spec_text(merged["data"]["taxonomy"])
     arguments = RecipeArguments(**{section: build_section(section, merged[section]) for section in SECTIONS})
     resolve_paths(arguments)
     check_run(arguments)
@@ -324,7 +331,7 @@ def resolve_paths(arguments: RecipeArguments) -> None:
             )
             for split, files in data.data_files.items()
         }
-    if data.taxonomy is not None:
+    if data.taxonomy is not None and parse_spec(data.taxonomy) is None:
         data.taxonomy = require_local(data.taxonomy, "data.taxonomy")
     model_path = find_local(arguments.model.model_name_or_path)
     if model_path is not None:

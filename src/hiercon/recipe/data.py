@@ -7,6 +7,11 @@ taxonomy paths (``"positive/joy/amusement"``); every format becomes the column `
 float multi-hot over the columns of the run's :class:`~hiercon.taxonomy.LabelSpace` (all taxonomy
 nodes with ancestors switched on, or the leaves), encoded by :meth:`LabelSpace.encode`.
 
+``data.taxonomy`` may name a hierarchy learned from the data instead of a file
+(:mod:`hiercon.recipe.hierarchy_spec`): the labels are read as flat labels first, then placed as
+leaves under clusters (``cooccurrence`` here, ``kmeans`` by :mod:`hiercon.recipe.label_hierarchy`)
+and every split's ``labels`` is encoded again over the new taxonomy (:func:`relabelled`).
+
 Integer ids name labels through ``label_template`` (``"class:{}"`` turns 3 into ``class:3``) when
 it is set, else through the column's ``ClassLabel`` names, else they index the taxonomy's labels. Multi-hot vectors
 follow the order of the taxonomy's labels or leaves, whichever has their length; several 0/1
@@ -17,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +33,7 @@ from hiercon.errors import ConfigError, UnknownLabelError
 from hiercon.modality import input_modality
 from hiercon.recipe.arguments import DataArguments
 from hiercon.recipe.config import COMPRESSION_SUFFIXES, closest
+from hiercon.recipe.hierarchy_spec import COOCCURRENCE, HierarchySpec, parse_spec
 from hiercon.taxonomy import LabelSpace, LabelTaxonomy
 
 logger = logging.getLogger(__name__)
@@ -311,8 +317,9 @@ def encode_split(
 
 
 def load_taxonomy(args: DataArguments, splits: Sequence[Dataset]) -> LabelTaxonomy:
-    """The configured taxonomy file, or one built from the labels found in ``splits``."""
-    if args.taxonomy:
+    """The configured taxonomy file, or a flat one built from the labels found in ``splits`` (also when
+    ``data.taxonomy`` names a hierarchy learned from the data, which is built over these labels later)."""
+    if args.taxonomy and parse_spec(args.taxonomy) is None:
         return LabelTaxonomy.from_file(args.taxonomy, root=args.taxonomy_root)
     train = splits[0]
     if args.label_format == "ids" and len(args.label_columns) == 1:
@@ -350,6 +357,38 @@ def load_taxonomy(args: DataArguments, splits: Sequence[Dataset]) -> LabelTaxono
     )
 
 
+def relabelled(data: RecipeData, taxonomy: LabelTaxonomy) -> RecipeData:
+    """``data`` with every split's flat ``labels`` encoded again over ``taxonomy``, a hierarchy whose
+    leaves are the flat labels in their order; the label-space kind (nodes or leaves) is kept."""
+    space = LabelSpace(taxonomy, data.label_space.columns)  # type: ignore[arg-type]
+    leaves = LabelSpace(taxonomy, "leaves").names
+    if leaves != data.label_space.names:
+        raise ConfigError(
+            f"the learned hierarchy's leaves {leaves[:5]} are not the data's labels {data.label_space.names[:5]}"
+        )
+
+    def encode(labels: list[list[float]]) -> dict[str, Any]:
+        leaf_matrix = np.asarray(labels, dtype=np.float32).reshape(len(labels), len(leaves))
+        return {LABELS: space.multi_hot(leaf_matrix, "the labels").astype(np.float32).tolist()}
+
+    def encoded(split: str, dataset: Dataset) -> Dataset:
+        return dataset.map(encode, batched=True, input_columns=[LABELS], desc=f"Encoding {split} labels")
+
+    splits = {split: encoded(split, dataset) for split, dataset in data.splits().items()}
+    return replace(data, label_space=space, **splits)
+
+
+def cooccurrence_taxonomy(multi_hot: np.ndarray, names: Sequence[str], spec: HierarchySpec) -> LabelTaxonomy:
+    """The labels ``names`` as leaves under clusters of labels that occur together in the rows of
+    ``multi_hot`` (agglomerative clustering on ``1 - Jaccard``, one level per cluster count)."""
+    from hiercon.taxonomy.data_driven import agglomerative_taxonomy
+
+    counts = spec.counts(len(names))
+    if not np.asarray(multi_hot).any():
+        raise ConfigError(f"data.taxonomy {str(spec)!r} needs labelled training examples; the train split has none")
+    return agglomerative_taxonomy(multi_hot, names, n_clusters=counts)
+
+
 def prepare_input(dataset: Dataset, args: DataArguments) -> Dataset:
     """Image columns of file paths become decoded images."""
     if args.image_column and dataset.features[args.image_column].dtype == "string":
@@ -384,7 +423,7 @@ def load_recipe_data(
         split: prepare_input(encode_split(dataset, args, space, split, ids, cluster_column), args)
         for split, dataset in (("train", train), ("validation", validation), ("test", test))
     }
-    return RecipeData(
+    data = RecipeData(
         train=encoded["train"],
         validation=encoded["validation"],
         test=encoded["test"],
@@ -392,6 +431,11 @@ def load_recipe_data(
         input_column=args.text_column or args.image_column or "",
         modality=input_modality(args),
     )
+    learned = parse_spec(args.taxonomy)
+    if learned is not None and learned.method == COOCCURRENCE:
+        train_labels = np.asarray(data.train[LABELS], dtype=np.float32).reshape(len(data.train), space.num_labels)
+        data = relabelled(data, cooccurrence_taxonomy(train_labels, space.names, learned))
+    return data
 
 
 def load_labelled_split(

@@ -18,6 +18,7 @@ from hiercon.recipe.clusters import cluster_column, cluster_setup
 from hiercon.recipe.config import argument_parser
 from hiercon.recipe.data import RecipeData, load_recipe_data
 from hiercon.recipe.inputs import load_processor, model_inputs, resolve_encoder_path
+from hiercon.recipe.label_hierarchy import with_learned_hierarchy
 from hiercon.recipe.losses import build_loss
 from hiercon.recipe.workdir import default_work_dir
 
@@ -82,6 +83,7 @@ def prepare(args: RecipeArguments) -> Prepared:
     )
     processor = load_processor(args.model, input_modality(args.data))
     encoder_config = load_encoder_config(args)
+    data = with_learned_hierarchy(args, data, processor, encoder_config)
     build_loss(args.stage1, data.label_space, args.model.projection_dim or encoder_config.hidden_size)
     inputs = {
         split: model_inputs(dataset, processor, args.data, args.model, encoder_config, split)

@@ -5,6 +5,8 @@
   ``1 - Jaccard`` (scikit-learn ``AgglomerativeClustering`` with a precomputed metric).
 * :func:`hierarchical_kmeans`: examples clustered with k-means, then each level's L2-normalised centroids
   clustered again into fewer clusters, giving a tree of cluster ids.
+* :func:`kmeans_label_taxonomy`: labels, each given as one vector (e.g. the mean embedding of its
+  examples), grouped by :func:`hierarchical_kmeans` under cluster nodes.
 
 Cluster nodes are named ``"l<level>:c<cluster>"`` with level 0 the finest clustering; the coarsest level
 forms the roots of the returned taxonomy.
@@ -109,7 +111,7 @@ def agglomerative_taxonomy(
         model = AgglomerativeClustering(metric="precomputed", linkage=linkage, **cut)
         assignments.append(model.fit_predict(distances))
     nested = _nest_levels(assignments)
-    return _cluster_taxonomy(labels, nested)
+    return cluster_taxonomy(labels, nested)
 
 
 def _agglomerative_cuts(
@@ -145,7 +147,10 @@ def _renumber(assignment: np.ndarray) -> np.ndarray:
     return order[inverse]
 
 
-def _cluster_taxonomy(labels: list[str], levels: list[np.ndarray]) -> LabelTaxonomy:
+def cluster_taxonomy(labels: list[str], levels: list[np.ndarray]) -> LabelTaxonomy:
+    """The taxonomy with ``labels`` as leaves under cluster nodes ``"l<level>:c<k>"``: ``levels[j][i]`` is
+    label ``i``'s cluster at level ``j`` (finest first), numbered ``0..k_j - 1`` and nested (labels sharing a
+    cluster share its coarser clusters). Label ids come first, in order, then the clusters, coarsest first."""
     edges = [(cluster_name(0, int(c)), label) for label, c in zip(labels, levels[0])]
     for level in range(1, len(levels)):
         pairs = dict.fromkeys(zip(levels[level].tolist(), levels[level - 1].tolist()))
@@ -218,6 +223,22 @@ def hierarchical_kmeans(
     ]
     assignments = torch.from_numpy(np.stack(columns, axis=1).astype(np.int64))
     return HierarchicalClustering(LabelTaxonomy(labels, edges), assignments, centroids)
+
+
+def kmeans_label_taxonomy(
+    label_vectors: Any, names: Sequence[str] | None, n_clusters: int | Sequence[int], seed: int = 0
+) -> LabelTaxonomy:
+    """A taxonomy whose leaves are the labels and whose inner nodes are k-means clusters of their vectors.
+
+    ``label_vectors`` ``[n_labels, dim]`` holds one vector per label (e.g. the mean embedding of the
+    examples holding it); :func:`hierarchical_kmeans` clusters them (L2-normalised, ``n_clusters`` finest
+    first), and each label goes under its cluster at every level. Label ids ``0 .. n_labels - 1`` stay
+    those of the rows; the cluster nodes ``"l<level>:c<k>"`` follow, numbered by the first label they hold.
+    """
+    clustering = hierarchical_kmeans(label_vectors, n_clusters, seed=seed, minibatch=False)
+    labels = _names(names, clustering.assignments.shape[0])
+    levels = _nest_levels(list(clustering.assignments.numpy().T))
+    return cluster_taxonomy(labels, levels)
 
 
 # ---------------------------------------------------------------------------------------------- input checks
