@@ -11,10 +11,12 @@ from typing import Any
 
 import torch
 
+from hiercon.modeling.adapters import base_model_of
+
 
 def head_parameter_ids(model: Any) -> set[int]:
     """Ids of the trainable parameters outside the classifier's base model (its head)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model_of(model)
     prefix = base.base_model_prefix + "."
     return {id(parameter) for name, parameter in base.named_parameters() if not name.startswith(prefix)}
 

@@ -26,6 +26,7 @@ from transformers import TrainerCallback, TrainingArguments
 
 from hiercon.hub.card_data import HierconCardData
 from hiercon.hub.model_card import dataset_statistics, save_model_card
+from hiercon.modeling.adapters import base_model_of
 from hiercon.record import HierconRecord
 
 logger = logging.getLogger(__name__)
@@ -303,7 +304,7 @@ class ClassifierCardMixin(ModelCardMixin):
 
     def describe_model(self, card_data: HierconCardData) -> None:
         model = self.accelerator.unwrap_model(self.model)  # type: ignore[attr-defined]
-        config = (model.get_base_model() if hasattr(model, "get_base_model") else model).config
+        config = base_model_of(model).config
         record = HierconRecord.from_config(config)
         if record.stage2 is None:
             record = record.replace(stage2=self.stage2_record)
