@@ -12,6 +12,7 @@ from datasets import Dataset
 from hiercon.metrics.classification import per_label_report
 from hiercon.metrics.evaluation import describe_metric, evaluate_multilabel
 from hiercon.metrics.report import markdown_table
+from hiercon.modality import TEXT, input_modality
 from hiercon.recipe.data import LABELS
 from hiercon.taxonomy.label_space import LabelSpace
 
@@ -90,7 +91,7 @@ def evaluate_model_folder(
     classifier = load_classifier(folder)
     record = read_hiercon_config(classifier.config)
     taxonomy = read_taxonomy(classifier.config) or LabelTaxonomy.from_labels(read_labels(classifier.config))
-    text = classifier.main_input_name == "input_ids"
+    text = input_modality(classifier) == TEXT
     processor = (AutoTokenizer if text else AutoImageProcessor).from_pretrained(folder)
     if text:
         data.text_column, data.image_column = data.text_column or "text", None
