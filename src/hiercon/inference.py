@@ -20,6 +20,20 @@ from hiercon.modality import classification_task
 from hiercon.record import HierconRecord
 from hiercon.taxonomy.label_space import LabelSpace
 
+CLASSIFIER_HEADS = ("ForSequenceClassification", "ForImageClassification")
+
+
+def pipeline_task(config: Any) -> str:
+    """The pipeline task of a saved classifier (:func:`~hiercon.modality.classification_task`); a
+    config whose architecture is no classification head is refused before any weights load."""
+    architectures = getattr(config, "architectures", None) or []
+    if not any(name.endswith(CLASSIFIER_HEADS) for name in architectures):
+        raise ConfigError(
+            f"cannot tell the pipeline task of architectures {architectures or None}; "
+            "expected a *ForSequenceClassification or *ForImageClassification model"
+        )
+    return classification_task(config)
+
 
 class MultiLabelPredictor:
     """Thresholded, hierarchy-consistent multi-label predictions from a ``transformers`` pipeline.
@@ -59,7 +73,7 @@ class MultiLabelPredictor:
             raise ConfigError(
                 "trust_remote_code is not supported; hiercon classifiers are stock transformers models"
             )
-        task = classification_task(AutoConfig.from_pretrained(model_dir))
+        task = pipeline_task(AutoConfig.from_pretrained(model_dir))
         return cls(pipeline(task, model=str(model_dir), device=device, **kwargs), consistent=consistent)
 
     @classmethod
