@@ -38,11 +38,27 @@ class LabelSetsMixin:
         label is switched on too. An unknown label raises :class:`UnknownLabelError` naming it, its row and
         the closest known label.
         """
-        direct = self._direct_csr(label_sets)
-        if closure:
-            direct = direct @ self._ancestor_float
-        dense = direct.toarray() > 0
-        return torch.from_numpy(dense.astype(np.float32))
+        direct = torch.from_numpy((self._direct_csr(label_sets).toarray() > 0).astype(np.float32))
+        return self.close_nodes(direct) if closure else direct
+
+    def close_nodes(self, multi_hot: torch.Tensor) -> torch.Tensor:
+        """Float ``[n, L]`` multi-hot with every ancestor of a switched-on label switched on: one sparse
+        product with the ancestor matrix (the closure every label space and metric uses)."""
+        if multi_hot.shape[0] == 0 or self._edge_child.size == 0:
+            return (multi_hot > 0).float()
+        reached = torch.sparse.mm(self.descendant_rows(multi_hot.device), multi_hot.float().T).T
+        return (reached > 0).float()
+
+    def descendant_rows(self, device: torch.device) -> torch.Tensor:
+        """Sparse ``[L, L]`` on ``device``: row ``a`` marks the descendants-or-self of ``a``."""
+        cache = self._descendants_by_device
+        if device not in cache:
+            cache[device] = self.ancestor_matrix_sparse.t().coalesce().to(device)
+        return cache[device]
+
+    @cached_property
+    def _descendants_by_device(self) -> dict[torch.device, torch.Tensor]:
+        return {}
 
     def closure(self, label_sets: Iterable[LabelSet]) -> list[list[str]]:
         """Each label set with all ancestors added, as names in id order."""

@@ -336,23 +336,9 @@ class LabelSpace:
 
     # ------------------------------------------------------------------ structure: close, lift, restrict
 
-    @cached_property
-    def _ancestors_by_device(self) -> dict[torch.device, torch.Tensor]:
-        return {}
-
-    def _ancestor_transposed(self, device: torch.device) -> torch.Tensor:
-        """Sparse ``[L, L]``: row ``a`` marks the descendants-or-self of ``a`` (the transposed ancestor matrix)."""
-        cache = self._ancestors_by_device
-        if device not in cache:
-            cache[device] = self.taxonomy.ancestor_matrix_sparse.t().coalesce().to(device)
-        return cache[device]
-
     def _close_nodes(self, nodes: torch.Tensor) -> torch.Tensor:
         """Node-width multi-hot with every ancestor of a switched-on node switched on."""
-        if self.is_flat or nodes.shape[0] == 0:
-            return (nodes > 0).to(nodes.dtype if nodes.is_floating_point() else torch.float32)
-        reached = torch.sparse.mm(self._ancestor_transposed(nodes.device), nodes.float().T).T
-        return (reached > 0).float()
+        return self.taxonomy.close_nodes(nodes)
 
     def close(self, matrix: Any) -> Any:
         """Multi-hot over the columns with ancestors switched on (the identity on the leaves)."""
@@ -416,7 +402,7 @@ class LabelSpace:
         values = (values > 0).float()
         if not self.closes_ancestors or values.shape[0] == 0:
             return _back(values, as_numpy)
-        below_or_self = torch.sparse.mm(self._ancestor_transposed(values.device), values.T).T
+        below_or_self = torch.sparse.mm(self.taxonomy.descendant_rows(values.device), values.T).T
         return _back(values * (below_or_self == values).float(), as_numpy)
 
     def _scatter_to_nodes(self, values: torch.Tensor, ids: torch.Tensor, fill: float) -> torch.Tensor:
