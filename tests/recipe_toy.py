@@ -62,3 +62,53 @@ def toy_config(root: Path, **sections: dict) -> Path:
     path = root / "recipe.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
+
+
+def write_toy_images(root):
+    import numpy as np
+    from datasets import ClassLabel, Dataset, DatasetDict, Features
+    from datasets import Image as ImageFeature
+    from PIL import Image
+    from tiny_models import save_tiny_vit
+
+    save_tiny_vit(root / "vit", num_channels=3)
+    rng = np.random.default_rng(0)
+    names = ["shirt", "trouser", "sandal", "bag"]
+    features = Features({"image": ImageFeature(), "label": ClassLabel(names=names)})
+
+    def split(size):
+        labels = rng.integers(0, len(names), size)
+        pixels = [(rng.random((28, 28)) * 60 + 60 * label).astype(np.uint8) for label in labels]
+        images = [Image.fromarray(array, mode="L").convert("RGB") for array in pixels]
+        return Dataset.from_dict({"image": images, "label": labels.tolist()}, features=features)
+
+    DatasetDict({"train": split(32), "test": split(16)}).save_to_disk(str(root / "images"))
+    taxonomy = "parent\tchild\nroot\tclothes\nroot\tgoods\nclothes\tshirt\nclothes\ttrouser\ngoods\tsandal\ngoods\tbag\n"
+    (root / "taxonomy.tsv").write_text(taxonomy, encoding="utf-8")
+
+
+def toy_image_config(root: Path, **sections: dict) -> Path:
+    """A recipe file for the toy images and a tiny ViT under ``root``; ``sections`` update its sections."""
+    write_toy_images(root)
+    settings = {"max_steps": 2, "per_device_train_batch_size": 8, "save_steps": 2}
+    config = {
+        "model": {"model_name_or_path": "vit", "pooling": "cls", "projection_dim": 16},
+        "data": {
+            "dataset": "images",
+            "text_column": None,
+            "image_column": "image",
+            "label_columns": ["label"],
+            "label_format": "ids",
+            "taxonomy": "taxonomy.tsv",
+            "validation_split": None,
+            "validation_fraction": 0.25,
+        },
+        "stage1": {**settings, "num_views": 2, "sampler": "random"},
+        "stage2": {**settings, "mode": "linear_probe"},
+        "output": {"output_dir": str(root / "model"), "plots": False},
+    }
+    for section, values in sections.items():
+        config[section].update(values)
+    path = root / "vision.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path

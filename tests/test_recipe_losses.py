@@ -7,9 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
-from recipe_toy import toy_config
-from test_recipe_run import write_toy_images
+from recipe_toy import toy_config, toy_image_config
 
 from hiercon.cli import main as cli_main
 from hiercon.errors import ConfigError
@@ -46,25 +44,8 @@ def test_every_loss_trains_a_text_model(tmp_path, loss) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("loss", sorted(LOSSES))
 def test_every_loss_trains_a_vision_model(tmp_path, loss) -> None:
-    write_toy_images(tmp_path)
-    config = {
-        "model": {"model_name_or_path": "vit", "pooling": "cls", "projection_dim": 16},
-        "data": {
-            "dataset": "images",
-            "text_column": None,
-            "image_column": "image",
-            "label_columns": ["label"],
-            "label_format": "ids",
-            "taxonomy": "taxonomy.tsv",
-            "validation_split": None,
-            "validation_fraction": 0.25,
-        },
-        "stage1": {"loss": loss, **SHORT, "sampler": "random"},
-        "stage2": {**SHORT, "max_steps": 1, "mode": "linear_probe"},
-        "output": {"output_dir": str(tmp_path / "model"), "plots": False},
-    }
-    path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    stage1 = {"loss": loss, **SHORT, "sampler": "random", "num_views": None}
+    path = toy_image_config(tmp_path, stage1=stage1, stage2={**SHORT, "max_steps": 1})
     metrics = trained_metrics(path)
     assert 0.0 <= metrics["macro_f1"] <= 1.0
     assert stage1_loss_name(path) == LOSSES[loss].class_name

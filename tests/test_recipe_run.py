@@ -6,7 +6,7 @@ import json
 
 import hub_server
 import pytest
-from recipe_toy import toy_config
+from recipe_toy import toy_config, toy_image_config
 from transformers import pipeline
 
 from hiercon.errors import ConfigError
@@ -132,53 +132,9 @@ def test_stage_scripts_split_the_run(tmp_path, capsys):
     assert (tmp_path / "model" / "model.safetensors").is_file()
 
 
-def write_toy_images(root):
-    import numpy as np
-    from datasets import ClassLabel, Dataset, DatasetDict, Features
-    from datasets import Image as ImageFeature
-    from PIL import Image
-    from tiny_models import save_tiny_vit
-
-    save_tiny_vit(root / "vit", num_channels=3)
-    rng = np.random.default_rng(0)
-    names = ["shirt", "trouser", "sandal", "bag"]
-    features = Features({"image": ImageFeature(), "label": ClassLabel(names=names)})
-
-    def split(size):
-        labels = rng.integers(0, len(names), size)
-        pixels = [(rng.random((28, 28)) * 60 + 60 * label).astype(np.uint8) for label in labels]
-        images = [Image.fromarray(array, mode="L").convert("RGB") for array in pixels]
-        return Dataset.from_dict({"image": images, "label": labels.tolist()}, features=features)
-
-    DatasetDict({"train": split(32), "test": split(16)}).save_to_disk(str(root / "images"))
-    taxonomy = "parent\tchild\nroot\tclothes\nroot\tgoods\nclothes\tshirt\nclothes\ttrouser\ngoods\tsandal\ngoods\tbag\n"
-    (root / "taxonomy.tsv").write_text(taxonomy, encoding="utf-8")
-
-
 def test_vision_recipe_from_a_saved_dataset_of_images(tmp_path):
-    import yaml
-
-    write_toy_images(tmp_path)
-    settings = {"max_steps": 2, "per_device_train_batch_size": 8, "save_steps": 2}
-    config = {
-        "model": {"model_name_or_path": "vit", "pooling": "cls", "projection_dim": 16},
-        "data": {
-            "dataset": "images",
-            "text_column": None,
-            "image_column": "image",
-            "label_columns": ["label"],
-            "label_format": "ids",
-            "taxonomy": "taxonomy.tsv",
-            "validation_split": None,
-            "validation_fraction": 0.25,
-        },
-        "stage1": {**settings, "num_views": 2, "sampler": "random"},
-        "stage2": {**settings, "mode": "linear_probe"},
-        "output": {"output_dir": str(tmp_path / "model"), "plots": False},
-    }
-    path = tmp_path / "vision.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    result = run_recipe(load_recipe(path))
+    config = toy_image_config(tmp_path)
+    result = run_recipe(load_recipe(config))
     classify = pipeline("image-classification", model=str(result.output_dir))
     from PIL import Image
 
