@@ -39,11 +39,16 @@ def himulcone(
     normalizer: str = "levels",
     tau: float = 0.1,
     base_tau: float | None = None,
+    constrained_pairs: str = "farther",
+    hce_floor: str = "level",
 ) -> torch.Tensor:
     """HiMulCon / HiConE / HiMulConE with loops.
 
     ``level_positive(i, j, l)``: items ``i`` and ``j`` share their level-``l`` group;
     ``level_prefix(i, l)``: the key whose first item is kept when de-duplicating after level ``l``.
+    Per-pair HCE raises the level-``l`` pairs that are not positives at level ``l - 1``
+    (``constrained_pairs="farther"``) or every level-``l`` pair (``"all"``) to the anchor's floor:
+    the largest of its finer level losses (``hce_floor="level"``) or finer pair terms (``"pair"``).
     """
     z, items = flatten_views(embeddings)
     n_rows, n_items = len(items), max(items) + 1
@@ -70,11 +75,13 @@ def himulcone(
             terms = []
             for p in positives:
                 term = log_z - z[a] @ z[p] / tau
-                if mode != "hmc" and hce_reduction == "pair" and running[a] is not None:
+                finer = items[p] == items[a] or (level > 1 and level_positive(items[a], items[p], level - 1))
+                raise_term = constrained_pairs == "all" or not finer
+                if mode != "hmc" and hce_reduction == "pair" and running[a] is not None and raise_term:
                     term = term if term > running[a] else running[a]
                 terms.append(term)
             if mode != "hmc" and hce_reduction == "pair":
-                best = max(terms, key=lambda t: t.item())
+                best = sum(terms) / len(terms) if hce_floor == "level" else max(terms, key=lambda t: t.item())
                 running[a] = best if running[a] is None or best > running[a] else running[a]
             anchor_losses.append(sum(terms) / len(terms))
         level_losses.append(sum(anchor_losses) / len(anchor_losses) if anchor_losses else z.sum() * 0.0)

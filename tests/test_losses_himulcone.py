@@ -55,6 +55,9 @@ OPTION_SETS = [
     {"mode": "hmc", "dedup_between_levels": True, "normalizer": "columns"},
     {"mode": "hmce", "dedup_between_levels": True, "base_temperature": 0.07},
     {"mode": "hmce", "hce_reduction": "scalar", "dedup_between_levels": True, "normalizer": "columns"},
+    {"mode": "hmce", "hce_floor": "pair", "constrained_pairs": "all"},
+    {"mode": "hce", "hce_floor": "pair"},
+    {"mode": "hmce", "constrained_pairs": "all", "dedup_between_levels": True},
 ]
 
 SHAPES = [(8, 2, 4, 2), (6, 1, 3, 3), (5, 3, 4, 2), (1, 2, 3, 2), (2, 1, 3, 2), (7, 2, 2, 5)]
@@ -144,6 +147,72 @@ def test_pair_constraint_never_lowers_the_loss() -> None:
             HiMulConELoss(mode="hce")(embeddings, paths)
             >= HiMulConELoss(mode="hmc", **unit)(embeddings, paths) - 1e-6
         )
+
+
+def test_constraint_readings_are_ordered() -> None:
+    """Each reading raises a subset of the next one's terms, to a floor no higher: HiMulCon <=
+    level floor on farther pairs <= level floor on all pairs <= hardest-pair floor on all pairs,
+    and level floor <= hardest-pair floor on farther pairs."""
+    torch.manual_seed(9)
+    unit = {"mode": "hce", "level_penalty": lambda level: 1.0}
+    for _ in range(10):
+        batch = (torch.randn(10, 2, DIM, dtype=torch.float64), torch.randint(0, 2, (10, 4)))
+
+        def value(batch=batch, **options) -> float:
+            return float(HiMulConELoss(**{**unit, **options})(*batch))
+
+        default = value()
+        assert value(mode="hmc") <= default + 1e-9
+        assert default <= value(constrained_pairs="all") + 1e-9
+        assert value(constrained_pairs="all") <= value(constrained_pairs="all", hce_floor="pair") + 1e-9
+        assert default <= value(hce_floor="pair") + 1e-9
+        assert value(hce_floor="pair") <= value(constrained_pairs="all", hce_floor="pair") + 1e-9
+
+
+def test_constraint_raises_only_farther_pairs() -> None:
+    """With two levels that make the same pairs positive, no pair is farther apart than the finer
+    level's pairs: the default constraint changes nothing, the all-pairs reading raises terms."""
+    generator = torch.Generator().manual_seed(10)
+    embeddings = torch.randn(8, 2, DIM, generator=generator, dtype=torch.float64)
+    classes = torch.randint(0, 3, (8,), generator=generator)
+    paths = torch.stack([classes, classes], dim=1)
+    unit = {"instance_column": False, "level_penalty": lambda level: 1.0}
+    hmc = HiMulConELoss(mode="hmc", **unit)(embeddings, paths)
+    _close(HiMulConELoss(mode="hce", **unit)(embeddings, paths), hmc)
+    assert HiMulConELoss(mode="hce", constrained_pairs="all", **unit)(embeddings, paths) > hmc + 1e-6
+
+
+def _mean_pairwise_cosine(embeddings: torch.Tensor) -> torch.Tensor:
+    rows = torch.nn.functional.normalize(embeddings.reshape(-1, embeddings.shape[-1]), dim=-1)
+    total = rows.sum(dim=0)
+    return (total @ total - rows.shape[0]) / (rows.shape[0] * (rows.shape[0] - 1))
+
+
+def _contraction(loss: HiMulConELoss, embeddings: torch.Tensor, paths: torch.Tensor) -> float:
+    """Cosine between the loss's descent direction and the direction that raises the batch's
+    mean pairwise cosine: positive when a step pulls the whole batch together."""
+    embeddings = embeddings.clone().requires_grad_(True)
+    (loss_grad,) = torch.autograd.grad(loss(embeddings, paths), embeddings)
+    (cosine_grad,) = torch.autograd.grad(_mean_pairwise_cosine(embeddings), embeddings)
+    return float(-(loss_grad * cosine_grad).sum() / (loss_grad.norm() * cosine_grad.norm()))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_concentrated_batch_is_not_pulled_together(seed: int) -> None:
+    """The collapse mechanism: on a batch concentrated around one direction (mean cosine 0.99, two
+    near-identical views, half the batch shares the coarse label), a floor at the anchor's hardest
+    finer positive makes a descent step pull the whole batch together; the default does not."""
+    generator = torch.Generator().manual_seed(seed)
+    center = torch.randn(16, generator=generator, dtype=torch.float64)
+    items = center / center.norm() + 0.1 * torch.randn(32, 16, generator=generator, dtype=torch.float64) / 4
+    noise = 0.01 * torch.randn(32, 16, generator=generator, dtype=torch.float64)
+    embeddings = torch.stack([items, items + noise], dim=1)
+    fine = torch.randint(0, 6, (32,), generator=generator)
+    paths = torch.stack([fine // 3, fine], dim=1)
+    options = {"instance_column": False, "temperature": 0.05}
+    hardest = HiMulConELoss(hce_floor="pair", constrained_pairs="all", **options)
+    assert _contraction(hardest, embeddings, paths) > 0.15
+    assert _contraction(HiMulConELoss(**options), embeddings, paths) < 0.1
 
 
 def test_paths_without_instance_column_use_every_column() -> None:
@@ -323,6 +392,10 @@ def test_bad_taxonomy_labels_and_options_are_refused(taxonomy: LabelTaxonomy) ->
         HiMulConELoss(taxonomy)(torch.randn(2, 2, DIM), torch.tensor([0, 99]))
     with pytest.raises(LossInputError, match="mode"):
         HiMulConELoss(mode="hmcee")
+    with pytest.raises(LossInputError, match="constrained_pairs"):
+        HiMulConELoss(constrained_pairs="some")
+    with pytest.raises(LossInputError, match="hce_floor"):
+        HiMulConELoss(hce_floor="mean")
     with pytest.raises(LossInputError, match="temperature"):
         HiMulConELoss(temperature=0.0)
     with pytest.raises(LossInputError, match="rows"):

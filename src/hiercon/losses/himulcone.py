@@ -33,10 +33,14 @@ if TYPE_CHECKING:
 
 Mode = Literal["hmce", "hmc", "hce"]
 HCEReduction = Literal["pair", "scalar"]
+ConstrainedPairs = Literal["all", "farther"]
+HCEFloor = Literal["level", "pair"]
 LevelNormalizer = Literal["levels", "columns"]
 
 _MODES = ("hmce", "hmc", "hce")
 _HCE_REDUCTIONS = ("pair", "scalar")
+_CONSTRAINED_PAIRS = ("all", "farther")
+_HCE_FLOORS = ("level", "pair")
 _LEVEL_NORMALIZERS = ("levels", "columns")
 
 HIMULCONE_CITATION = """@inproceedings{zhang2022use,
@@ -83,13 +87,28 @@ class HiMulConELoss(ContrastiveLoss):
 
     **HiConE** (``mode="hce"``) replaces :math:`\ell` at level :math:`l` by the constrained term
     (``hce_reduction="pair"``, the paper's per-pair form with the erratum: the max runs over the
-    finer levels)
+    finer levels' losses)
 
-    .. math:: \ell_l(i, p) = \max\big(\ell(i, p),\ m_{l-1}(i)\big), \qquad
-        m_l(i) = \max\big(m_{l-1}(i),\ \max_{p \in P_l(i)} \ell_l(i, p)\big), \quad m_0 = -\infty
+    .. math:: \ell_l(i, p) = \max\big(\ell(i, p),\ m_{l-1}(i)\big)
+        \quad \text{for } p \in P_l(i) \setminus P_{l-1}(i), \qquad
+        m_l(i) = \max\big(m_{l-1}(i),\ S_l(i)\big), \quad m_0 = -\infty
 
-    so a pair positive at a coarser level never costs less than the anchor's largest pair term
-    at the finer levels (on a tie the gradient goes to the finer term).
+    with :math:`S_l(i) = \frac{1}{|P_l(i)|} \sum_{p \in P_l(i)} \ell_l(i, p)` the anchor's
+    level-:math:`l` loss: a pair that is farther apart in the label space (its closest shared
+    level is :math:`l`) never costs less than the anchor's largest loss at the finer levels (on
+    a tie the gradient goes to the finer level). The level-:math:`l` positives that are also
+    positives at a finer level (the item's other views among them) keep their own term; the
+    reference code's de-duplication likewise leaves them out of the coarser levels.
+
+    Two other readings are options, and both collapse a trained encoder: ``hce_floor="pair"``
+    takes :math:`m_l(i)` over the finer levels' pair terms
+    (:math:`\max_{p \in P_l(i)} \ell_l(i, p)`, the anchor's hardest finer positive), and
+    ``constrained_pairs="all"`` also raises the positives shared with a finer level. With many
+    positives per level (multi-label or coarse levels, e.g. a third of a GoEmotions batch shares
+    a sentiment) most coarse terms then sit on the floor, so their gradient pulls each anchor
+    towards its hardest finer positive, which lies across the batch: the batch contracts until
+    every logit is equal, the loss stays at :math:`\log(N-1)` times the mean :math:`\lambda`, and
+    the embeddings stay collapsed (``benchmarks/results/himulcone_collapse.md``).
     ``hce_reduction="scalar"`` is the reference code's batch-level running max
     :math:`R_l = \max(R_{l-1}, S_l)` of the unweighted level losses :math:`S_l` (the larger
     one gets the gradient; on a tie the finer). **HiMulConE** (``mode="hmce"``) weights the
@@ -120,6 +139,8 @@ class HiMulConELoss(ContrastiveLoss):
         level_penalty: Callable[[int], float] | Sequence[float] = exp_inverse_level,
         dedup_between_levels: bool = False,
         hce_reduction: HCEReduction = "pair",
+        constrained_pairs: ConstrainedPairs = "farther",
+        hce_floor: HCEFloor = "level",
         normalizer: LevelNormalizer = "levels",
         temperature: float = 0.1,
         base_temperature: float | None = None,
@@ -130,6 +151,8 @@ class HiMulConELoss(ContrastiveLoss):
         super().__init__(temperature, gather_across_processes)
         _check_choice("mode", mode, _MODES)
         _check_choice("hce_reduction", hce_reduction, _HCE_REDUCTIONS)
+        _check_choice("constrained_pairs", constrained_pairs, _CONSTRAINED_PAIRS)
+        _check_choice("hce_floor", hce_floor, _HCE_FLOORS)
         _check_choice("normalizer", normalizer, _LEVEL_NORMALIZERS)
         if base_temperature is not None:
             check_temperature(base_temperature, "base_temperature")
@@ -140,6 +163,8 @@ class HiMulConELoss(ContrastiveLoss):
         self.level_penalty = level_penalty
         self.dedup_between_levels = dedup_between_levels
         self.hce_reduction = hce_reduction
+        self.constrained_pairs = constrained_pairs
+        self.hce_floor = hce_floor
         self.normalizer = normalizer
         self.base_temperature = base_temperature
         self.return_parts = return_parts
@@ -190,22 +215,39 @@ class HiMulConELoss(ContrastiveLoss):
         key_present = torch.ones(logits.shape[1], dtype=torch.bool, device=logits.device)
         running_max = torch.full((logits.shape[0],), float("-inf"), dtype=logits.dtype, device=logits.device)
         constrain_pairs = self.mode != "hmc" and self.hce_reduction == "pair"
+        finer_positive = torch.zeros_like(not_self)
         losses = []
         for level in range(1, structure.num_levels + 1):
             if self.dedup_between_levels and level > 1:
                 key_present = structure.representatives(batch.key_labels, batch.key_items, level - 1)
                 anchor_present = key_present[batch.anchor_positions]
             valid = not_self & anchor_present[:, None] & key_present[None, :]
-            positive = structure.positives(batch.anchor_labels, batch.key_labels, level) | batch.same_item
-            positive = positive & valid
+            level_positive = (
+                structure.positives(batch.anchor_labels, batch.key_labels, level) | batch.same_item
+            )
+            positive = level_positive & valid
             pair_loss = -masked_log_softmax(logits, valid)
             if constrain_pairs:
-                pair_loss = torch.where(pair_loss > running_max[:, None], pair_loss, running_max[:, None])
-                running_max = _running_max(running_max, pair_loss, positive)
+                raised = ~(pair_loss > running_max[:, None])
+                if self.constrained_pairs == "farther":
+                    raised = raised & ~finer_positive
+                pair_loss = torch.where(raised, running_max[:, None], pair_loss)
+            finer_positive = level_positive
             counts = positive.sum(dim=1)
             anchor_loss = torch.where(positive, pair_loss, 0.0).sum(dim=1) / counts.clamp_min(1)
+            if constrain_pairs:
+                running_max = self._raise_floor(running_max, pair_loss, anchor_loss, positive)
             losses.append(reduce_anchors(anchor_loss, counts > 0, across_processes=batch.across_processes))
         return losses
+
+    def _raise_floor(
+        self, floor: torch.Tensor, pair_loss: torch.Tensor, anchor_loss: torch.Tensor, positive: torch.Tensor
+    ) -> torch.Tensor:
+        """The anchors' floor after a level: the larger of the old floor and the level's anchor loss
+        (``hce_floor="level"``) or its largest pair term (``"pair"``); on a tie, the old floor."""
+        if self.hce_floor == "pair":
+            return _running_max(floor, pair_loss, positive)
+        return torch.where(positive.any(dim=1) & (anchor_loss > floor), anchor_loss, floor)
 
     def _combine(self, level_losses: list[torch.Tensor], across_processes: bool) -> dict[str, torch.Tensor]:
         """Weight the levels, with the scalar running max for ``hce_reduction="scalar"``."""
