@@ -502,10 +502,9 @@ def uniform_value(run: dict[str, Any]) -> float:
     return math.log(n - 1) * float(np.mean(weights))
 
 
-def at_uniform_steps(run: dict[str, Any], tolerance: float = 0.05) -> int:
-    """How many steps have a loss within ``tolerance`` (relative) of the uniform-logit value."""
-    target = uniform_value(run)
-    return sum(abs(step["loss"] - target) <= tolerance * target for step in run["steps"])
+def collapsed_steps(run: dict[str, Any], threshold: float = 0.98) -> int:
+    """How many training batches have a mean pairwise cosine of at least ``threshold``."""
+    return sum(step["batch_mean_cos"] >= threshold for step in run["steps"])
 
 
 def summary_row(run: dict[str, Any], which: str = "trained") -> list[str]:
@@ -520,7 +519,7 @@ def summary_row(run: dict[str, Any], which: str = "trained") -> list[str]:
         str(s["batch_size"]) if trained else "-",
         str(s["steps"]) if trained else "0",
         f"{np.mean(last):.2f} / {uniform_value(run):.2f}" if trained else "-",
-        f"{at_uniform_steps(run)}" if trained else "-",
+        f"{collapsed_steps(run)}" if trained else "-",
         f"{peak:.3f}" if trained else "-",
         f"{scores['proj_mean_cos']:.3f} ± {scores['proj_std_cos']:.3f}",
     ]
@@ -605,7 +604,15 @@ def report() -> str:
     runs = load_runs()
     if not runs:
         raise SystemExit(f"no runs under {RUNS_DIR}")
-    header = ["run", "loss", "tau", "batch", "steps", "loss last 10 / uniform", "steps at uniform"]
+    header = [
+        "run",
+        "loss",
+        "tau",
+        "batch",
+        "steps",
+        "loss last 10 / uniform",
+        "steps with batch cos >= 0.98",
+    ]
     header += ["peak probe cos", "held-out cos"]
     header += [f"kNN acc {n}" for n in LEVEL_NAMES] + [f"kNN macro-F1 {n}" for n in LEVEL_NAMES]
     header += ["pooled cos"] + [f"pooled kNN acc {n}" for n in LEVEL_NAMES]
