@@ -582,10 +582,10 @@ def fashion_table() -> str:
                 folder.name,
                 json.dumps(options) if options else "defaults",
                 " / ".join(f"{v:.2f}" for v in details.get("stage1_losses", [])),
-                f"{result['class_accuracy']:.3f}",
-                f"{result['knn_class_accuracy']:.3f}",
-                f"{result['knn_l2_accuracy']:.3f}",
-                f"{result['knn_l1_accuracy']:.3f}",
+                f"{result['metrics']['class_accuracy']:.3f}",
+                f"{result['metrics']['knn_class_accuracy']:.3f}",
+                f"{result['metrics']['knn_l2_accuracy']:.3f}",
+                f"{result['metrics']['knn_l1_accuracy']:.3f}",
             ]
         )
     header = [
