@@ -20,13 +20,8 @@ from hiercon.losses.core import (
     reduce_anchors,
     similarity_logits,
 )
-from hiercon.losses.hierarchy_masks import (
-    first_of_group,
-    row_group_ids,
-    shared_prefix_depth,
-    taxonomy_level_occupancy,
-    taxonomy_node_multi_hot,
-)
+from hiercon.losses.hierarchy_masks import first_of_group, row_group_ids, shared_prefix_depth
+from hiercon.taxonomy.label_space import LabelSpace
 
 if TYPE_CHECKING:
     from hiercon.taxonomy import LabelTaxonomy
@@ -121,9 +116,11 @@ class HiMulConELoss(ContrastiveLoss):
 
     **Labels.** Without a taxonomy: integer paths ``[B, K]``; with ``instance_column=False`` the
     paths hold label levels only (e.g. taxonomy paths) and every column is a level, as if an
-    instance column followed. With a taxonomy:
-    multi-hot ``[B, num_labels]`` over all its nodes, or ``[B, num_leaves]`` over its leaves
-    (told apart by the width; ancestors are switched on), or node ids ``[B]``. Level-:math:`l`
+    instance column followed. With a taxonomy (or a :class:`~hiercon.taxonomy.LabelSpace`): any
+    label format its label space reads (:meth:`~hiercon.taxonomy.LabelSpace.multi_hot`): multi-hot
+    ``[B, num_labels]`` over all its nodes or ``[B, num_leaves]`` over its leaves (told apart by the
+    width; ancestors are switched on), column ids ``[B]``, or per item a list of label names or
+    path strings. Level-:math:`l`
     positives then share any node of that depth (a shallow leaf also stands for itself at the
     deeper levels); for single-path data this equals prefix equality. The loss with
     ``return_parts=True`` is a dict ``{"level_1": .., ...}`` whose sum is the loss.
@@ -134,7 +131,7 @@ class HiMulConELoss(ContrastiveLoss):
 
     def __init__(
         self,
-        taxonomy: LabelTaxonomy | None = None,
+        taxonomy: LabelTaxonomy | LabelSpace | None = None,
         mode: Mode = "hmce",
         level_penalty: Callable[[int], float] | Sequence[float] = exp_inverse_level,
         dedup_between_levels: bool = False,
@@ -158,7 +155,8 @@ class HiMulConELoss(ContrastiveLoss):
             check_temperature(base_temperature, "base_temperature")
         if not callable(level_penalty) and not isinstance(level_penalty, Sequence):
             raise LossInputError("level_penalty must be a callable level -> weight or a sequence of weights")
-        self.taxonomy = taxonomy
+        self.label_space = LabelSpace.of(taxonomy, "nodes")
+        self.taxonomy = self.label_space.taxonomy if self.label_space is not None else None
         self.mode = mode
         self.level_penalty = level_penalty
         self.dedup_between_levels = dedup_between_levels
@@ -169,7 +167,7 @@ class HiMulConELoss(ContrastiveLoss):
         self.base_temperature = base_temperature
         self.return_parts = return_parts
         self.instance_column = instance_column
-        self._levels = _TaxonomyLevels(taxonomy) if taxonomy is not None else None
+        self._levels = _TaxonomyLevels(self.label_space) if self.label_space is not None else None
 
     @property
     def scale(self) -> float:
@@ -343,14 +341,17 @@ class _TaxonomyLevels(_Levels):
     depth ``d`` (a leaf shallower than ``d`` stands for itself there, like ``leaf_paths``).
     """
 
-    def __init__(self, taxonomy: LabelTaxonomy) -> None:
-        self.taxonomy = taxonomy
-        self.num_levels = int(taxonomy.num_levels)
+    def __init__(self, label_space: LabelSpace) -> None:
+        self.label_space = label_space
+        self.num_levels = int(label_space.num_levels)
         self.num_columns = self.num_levels + 1
-        self._occupancy = taxonomy_level_occupancy(taxonomy).float()
+        self._occupancy = label_space.level_occupancy.float()
 
     def encode(self, labels: torch.Tensor) -> torch.Tensor:
-        nodes = taxonomy_node_multi_hot(self.taxonomy, labels)
+        space = self.label_space
+        nodes = space.to_nodes(space.multi_hot(labels))
+        if isinstance(labels, torch.Tensor):
+            nodes = nodes.to(labels.device)
         return nodes[:, None, :] * self._occupancy.to(nodes.device).T[None, :, :]
 
     def positives(self, anchor_labels: torch.Tensor, key_labels: torch.Tensor, level: int) -> torch.Tensor:
