@@ -71,6 +71,11 @@ CASES: dict[
         _paths,
         120,
     ),
+    "himulcone_hardest_pair_floor": (
+        lambda: HiMulConELoss(temperature=0.01, hce_floor="pair", constrained_pairs="all"),
+        _paths,
+        120,
+    ),
     "himulcone_taxonomy": (
         lambda: HiMulConELoss(_taxonomy(), temperature=0.01),
         lambda generator, batch: _multi_hot(generator, batch, 3),
