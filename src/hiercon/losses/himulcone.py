@@ -95,15 +95,16 @@ class HiMulConELoss(ContrastiveLoss):
     positives at a finer level (the item's other views among them) keep their own term; the
     reference code's de-duplication likewise leaves them out of the coarser levels.
 
-    Two other readings are options, and both collapse a trained encoder: ``hce_floor="pair"``
-    takes :math:`m_l(i)` over the finer levels' pair terms
-    (:math:`\max_{p \in P_l(i)} \ell_l(i, p)`, the anchor's hardest finer positive), and
-    ``constrained_pairs="all"`` also raises the positives shared with a finer level. With many
-    positives per level (multi-label or coarse levels, e.g. a third of a GoEmotions batch shares
-    a sentiment) most coarse terms then sit on the floor, so their gradient pulls each anchor
-    towards its hardest finer positive, which lies across the batch: the batch contracts until
-    every logit is equal, the loss stays at :math:`\log(N-1)` times the mean :math:`\lambda`, and
-    the embeddings stay collapsed (``benchmarks/results/himulcone_collapse.md``).
+    Two other readings are options. ``hce_floor="pair"`` takes :math:`m_l(i)` over the finer
+    levels' pair terms (:math:`\max_{p \in P_l(i)} \ell_l(i, p)`, the anchor's hardest finer
+    positive), and ``constrained_pairs="all"`` also raises the positives shared with a finer
+    level. With many positives per level (multi-label or coarse levels, e.g. a third of a
+    GoEmotions batch shares a sentiment), the hardest-pair floor puts most coarse terms on the
+    floor, so their gradient pulls each anchor towards its hardest finer positive, which lies
+    across the batch: the batch contracts until every logit is equal, the loss stays at
+    :math:`\log(N-1)` times the mean :math:`\lambda`, and the embeddings stay collapsed. Both
+    readings together collapsed a MiniLM text encoder and a ViT; the hardest-pair floor alone
+    collapsed the ViT (``benchmarks/results/himulcone_collapse.md``).
     ``hce_reduction="scalar"`` is the reference code's batch-level running max
     :math:`R_l = \max(R_{l-1}, S_l)` of the unweighted level losses :math:`S_l` (the larger
     one gets the gradient; on a tie the finer). **HiMulConE** (``mode="hmce"``) weights the
