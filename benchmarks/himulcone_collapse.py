@@ -1,4 +1,4 @@
-"""Why HiMulConE collapses a text encoder in stage 1, measured step by step (GoEmotions, MiniLM).
+"""Why HiMulConE collapsed encoders in stage 1, measured step by step (GoEmotions, MiniLM).
 
 One run trains all-MiniLM-L6-v2 (mean pooling, 128-d projection) with ``hiercon.ContrastiveTrainer``
 on a seeded GoEmotions subset (dropout views) and records, per step:
@@ -9,8 +9,8 @@ on a seeded GoEmotions subset (dropout views) and records, per step:
   the cosine between the part's descent direction and the gradient of the batch's mean pairwise
   cosine (both with respect to the embeddings), positive when a step on that part alone pulls the
   batch together;
-- for HiMulConE, the share of the level's positive pair terms replaced by the hierarchy
-  constraint's running max (those terms pass their gradient to the finer level's hardest pair);
+- for HiMulConE, the share of the level's positive pair terms that the hierarchy constraint
+  raises to the anchor's floor (those terms pass their gradient to the finer levels);
 - every ``--probe-every`` steps, the mean and standard deviation of the pairwise cosines of a
   fixed held-out probe batch (projections, and the pooled encoder features).
 
@@ -19,8 +19,13 @@ cosine kNN (k = 10, references: the training subset) per taxonomy level: top-1 a
 top-voted node is one of the example's nodes at that level) and macro-F1 of
 ``hiercon.metrics.embedding.knn_level_accuracy``.
 
-    python benchmarks/himulcone_collapse.py --loss himulcone --temperature 0.05 --name hmce_t005
-    python benchmarks/himulcone_collapse.py --report      # benchmarks/results/himulcone_collapse.md
+    python benchmarks/himulcone_collapse.py --temperature 0.05 --name hmce_fixed_t0.05
+    python benchmarks/himulcone_collapse.py --hce-floor pair --constrained-pairs all --name hmce_before_t0.05
+    python benchmarks/himulcone_collapse.py --fashion '{"hce_floor": "pair"}' --name pairfloor_farther
+    python benchmarks/himulcone_collapse.py --report      # the tables of benchmarks/results/himulcone_collapse.md
+
+``--fashion`` runs ``benchmarks/fashion_mnist_quality.py --method himulcone`` (a ViT from scratch)
+with the given HiMulConE options.
 """
 
 from __future__ import annotations
