@@ -8,6 +8,7 @@ run's ``results.json``.
 
     python benchmarks/recipe_losses.py                      # every loss, about 5 min each on 2 CPU cores
     python benchmarks/recipe_losses.py --losses supcon himulcone --seeds 1 2 3
+    python benchmarks/recipe_losses.py --losses untrained   # no stage 1: the plain encoder, then stage 2
     python benchmarks/recipe_losses.py --table              # only print the table of finished runs
 """
 
@@ -31,6 +32,8 @@ sys.path.insert(0, str(REPO / "src"))
 from hiercon.metrics.report import markdown_table  # noqa: E402
 from hiercon.recipe.loss_registry import LOSSES  # noqa: E402
 
+#: A run without stage 1 (``--stage1.skip true``): the untrained encoder's kNN scores, and stage 2 alone.
+UNTRAINED = "untrained"
 COLUMNS = {
     "macro-F1 (28 emotions)": "macro_f1",
     "Ekman macro-F1": "level_ekman/macro_f1",
@@ -52,9 +55,10 @@ def run(loss: str, seed: int, extra: list[str]) -> dict:
     """One ``hiercon train`` run; its metrics, settings and wall time, saved as JSON."""
     name = run_name(loss, seed)
     output = OUTPUTS / name
+    stage1 = ["--stage1.skip", "true"] if loss == UNTRAINED else ["--stage1.loss", loss]
     command = [
         str(Path(sys.executable).with_name("hiercon")), "train", str(CONFIG),
-        "--stage1.loss", loss, "--output.seed", str(seed), "--output.output_dir", str(output), *extra,
+        *stage1, "--output.seed", str(seed), "--output.output_dir", str(output), *extra,
     ]
     shutil.rmtree(output, ignore_errors=True)
     shutil.rmtree(output.with_name(output.name + "-work"), ignore_errors=True)
@@ -82,7 +86,7 @@ def table() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--losses", nargs="+", default=sorted(LOSSES), choices=sorted(LOSSES))
+    parser.add_argument("--losses", nargs="+", default=sorted(LOSSES), choices=[*sorted(LOSSES), UNTRAINED])
     parser.add_argument("--seeds", nargs="+", type=int, default=[42])
     parser.add_argument("--table", action="store_true", help="print the table of finished runs and stop")
     options, extra = parser.parse_known_args()
