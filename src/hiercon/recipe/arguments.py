@@ -126,6 +126,24 @@ class TrainingSection:
         )
 
 
+def stage_training_defaults(**differences: Any) -> dict[str, Any]:
+    """The recipe's ``TrainingArguments`` defaults shared by both stages, with a stage's own ones."""
+    return {
+        "num_train_epochs": 1.0,
+        "max_steps": -1,
+        "per_device_train_batch_size": 32,
+        "gradient_accumulation_steps": 1,
+        "learning_rate": 5e-5,
+        "weight_decay": 0.0,
+        "warmup_steps": 0.0,
+        "lr_scheduler_type": "linear",
+        "logging_steps": 10,
+        "save_steps": 100,
+        "save_total_limit": 2,
+        **differences,
+    }
+
+
 class StageSection(TrainingSection):
     """Checks shared by both stages."""
 
@@ -279,19 +297,7 @@ class Stage1Arguments(StageSection):
     """Contrastive training of the encoder (skipped with ``skip: true``)."""
 
     SECTION: ClassVar[str] = "stage1"
-    TRAINING_DEFAULTS: ClassVar[dict[str, Any]] = {
-        "num_train_epochs": 1.0,
-        "max_steps": -1,
-        "per_device_train_batch_size": 32,
-        "gradient_accumulation_steps": 1,
-        "learning_rate": 5e-5,
-        "weight_decay": 0.0,
-        "warmup_steps": 0.0,
-        "lr_scheduler_type": "linear",
-        "logging_steps": 10,
-        "save_steps": 100,
-        "save_total_limit": 2,
-    }
+    TRAINING_DEFAULTS: ClassVar[dict[str, Any]] = stage_training_defaults(num_train_epochs=1.0)
 
     skip: bool = False
     loss: str = field(
@@ -352,20 +358,9 @@ class Stage2Arguments(StageSection):
     """The classification head (and optionally the encoder) trained with BCE on the taxonomy's labels."""
 
     SECTION: ClassVar[str] = "stage2"
-    TRAINING_DEFAULTS: ClassVar[dict[str, Any]] = {
-        "num_train_epochs": 3.0,
-        "max_steps": -1,
-        "per_device_train_batch_size": 32,
-        "per_device_eval_batch_size": 64,
-        "gradient_accumulation_steps": 1,
-        "learning_rate": 5e-5,
-        "weight_decay": 0.0,
-        "warmup_steps": 0.0,
-        "lr_scheduler_type": "linear",
-        "logging_steps": 10,
-        "save_steps": 100,
-        "save_total_limit": 2,
-    }
+    TRAINING_DEFAULTS: ClassVar[dict[str, Any]] = stage_training_defaults(
+        num_train_epochs=3.0, per_device_eval_batch_size=64
+    )
 
     mode: Stage2Mode = "full"
     label_space: LabelSpace = "nodes"
