@@ -81,6 +81,8 @@ def test_leaves_label_space_and_fixed_threshold(tmp_path):
     assert sorted(written["id2label"].values()) == ["anger", "curiosity", "joy", "sadness"]
     assert written["hiercon"]["thresholds"] == [0.3] * 4
     assert result.metrics["consistency_rate"] == 1.0  # leaf predictions lifted to their ancestors
+    stage1 = json.loads((result.output_dir / "results.json").read_text())["stage1"]
+    assert 0.0 < stage1["stage1_mean_pairwise_cosine"] < 1.0  # the plain encoder, reported as a baseline
 
 
 def test_bad_config_fails_before_anything_is_written(tmp_path, capsys):

@@ -42,7 +42,8 @@ def run_recipe(args: RecipeArguments, callbacks: Sequence[TrainerCallback] = ())
     if plots_dir is not None:
         plots_dir.mkdir(parents=True, exist_ok=True)
     # Every process embeds (Trainer.predict gathers across processes); the main one plots.
-    stage1_metrics = stage1_report(prepared, stage1.model, plots_dir) if not args.stage1.skip else {}
+    # With stage 1 skipped the report describes the plain encoder (a baseline for the trained ones).
+    stage1_metrics = stage1_report(prepared, stage1.model, plots_dir)
     baseline_metrics = None
     comparison = None
     encoder_passes = stage1.encoder_passes + stage2.encoder_passes
