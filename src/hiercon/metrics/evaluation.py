@@ -127,7 +127,7 @@ def _decoded_metrics(
 
 def describe_metric(key: str) -> str:
     """A short human name of an :func:`evaluate_multilabel` key (``"consistent/macro_f1"`` ->
-    ``"macro F1 (consistent decoding)"``)."""
+    ``"macro F1 (fine labels), consistent decoding"``)."""
     consistent = key.startswith(CONSISTENT_PREFIX)
     key = key.removeprefix(CONSISTENT_PREFIX)
     scope, _, metric = key.rpartition("/")
@@ -138,7 +138,7 @@ def describe_metric(key: str) -> str:
         name = f"{scope.removeprefix('level_')} {name}"
     elif metric in FINE_LABEL_METRICS:
         name = f"{name} (fine labels)"
-    return f"{name} (consistent decoding)" if consistent else name
+    return f"{name}, consistent decoding" if consistent else name
 
 
 #: Headline keys that are scored over the fine labels (the taxonomy's leaves, or the flat labels).
