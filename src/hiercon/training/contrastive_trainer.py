@@ -117,6 +117,7 @@ class ContrastiveTrainer(EncoderCardMixin, DatasetOrderEvaluation, Trainer):
         self.view_maker = make_views(views, model.modality, seed=args.seed)
         if train_dataset is not None and self.labels.needs_example_index:
             train_dataset = _with_index_column(train_dataset)
+        self.labels.batches_encoded = data_collator is None and self.label_space is not None
         data_collator = data_collator or ContrastiveDataCollator(
             processing_class if hasattr(processing_class, "pad") else None,
             label_space=self.label_space,

@@ -49,6 +49,9 @@ class LabelFeeder:
         self.loss_reads_multi_hot = loss_reads_multi_hot
         self.label_space = label_space
         self.column = label_column
+        #: Set when the batches come from a collator that already encodes labels over the label space
+        #: (the trainer's default one): they are then used as they are, with no per-step conversion.
+        self.batches_encoded = False
 
     def multi_hot(self, values: Any, name: str | None = None) -> Any:
         """The label space's multi-hot of a label column's values (any format it reads)."""
@@ -174,7 +177,10 @@ class LabelFeeder:
             raise ConfigError(f"the batch has no label column {self.column!r}")
         if self.kind == "class_ids" and torch.is_tensor(labels) and labels.dim() == 1:
             return labels
-        if self.label_space is not None or not torch.is_tensor(labels):
+        encoded = self.batches_encoded and torch.is_tensor(labels) and labels.dim() == 2
+        if not encoded and (
+            self.label_space is not None or not torch.is_tensor(labels)
+        ):
             labels = torch.as_tensor(self.multi_hot(labels)).to(device)
         labels = labels.float()
         if self.kind == "paths" and not self.loss_reads_multi_hot:
