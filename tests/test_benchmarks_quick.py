@@ -81,7 +81,8 @@ def test_goemotions_quick_runs_write_results_and_a_table(shipped_data, tmp_path)
     _check_goemotions_result(bce, "bce")
     _check_goemotions_result(himulcone, "himulcone")
     assert len(bce["dev_curve"]) == 3  # the baseline gets all 3 passes as epochs
-    assert len(himulcone["dev_curve"]) == 1 and himulcone["timings_s"]["stage1"] > 0
+    assert len(himulcone["dev_curve"]) == 1 and himulcone["timings_s"]["stage1"] >= 0.0
+    assert len(himulcone["details"]["stage1_losses"]) > 0  # stage 1 ran (its time may round to 0 s)
     assert himulcone["details"]["loss"]["loss"] == "HiMulConELoss"
     assert himulcone["details"]["stage2"] == "probe" and himulcone["encoder_passes_per_example"] == 3
     assert np.isfinite(himulcone["details"]["stage1_losses"]).all()
