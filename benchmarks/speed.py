@@ -153,9 +153,9 @@ def step_times(args: argparse.Namespace, encoder: str) -> dict[str, Any]:
     medians = {name: statistics.median(values) for name, values in samples.items()}
     return {
         "batch_size": args.batch_size,
-        "median_step_s": {name: round(value, 4) for name, value in medians.items()},
+        "median_step_s": {name: round(value, 6) for name, value in medians.items()},
         "ratio_to_bce": {name: round(value / medians["bce"], 3) for name, value in medians.items()},
-        "samples_s": {name: [round(v, 4) for v in values] for name, values in samples.items()},
+        "samples_s": {name: [round(v, 6) for v in values] for name, values in samples.items()},
     }
 
 
