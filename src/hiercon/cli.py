@@ -2,7 +2,7 @@
 
 hiercon train CONFIG.yaml [--section.key value ...]
 hiercon evaluate MODEL_DIR --data PATH_OR_HUB_NAME [--split test] [--label-columns emotions] ...
-hiercon predict MODEL_DIR "some text" ["more text" ...] [--top-k 5] [--json]
+hiercon predict MODEL_DIR "some text" ["more text" ...] [--top-k 5] [--max-length 128] [--json]
 hiercon push MODEL_DIR --repo-id ORG/NAME [--private] [--stage1-dir FOLDER]
 """
 
@@ -47,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("inputs", nargs="+")
     predict.add_argument("--top-k", type=int, default=None, help="at most this many labels per input")
     predict.add_argument("--inconsistent", action="store_true", help="skip the hierarchy-consistent decoding")
+    predict.add_argument(
+        "--max-length",
+        type=int,
+        default=None,
+        help="truncate texts to this many tokens (default: the training max_length saved with the model)",
+    )
     predict.add_argument("--json", action="store_true", help="print JSON lines")
 
     push = commands.add_parser("push", help="upload a model folder to the Hugging Face Hub")
@@ -89,7 +95,9 @@ def run_evaluate(options: argparse.Namespace) -> int:
 def run_predict(options: argparse.Namespace) -> int:
     from hiercon.inference import MultiLabelPredictor
 
-    predictor = MultiLabelPredictor.from_pretrained(options.model_dir, consistent=not options.inconsistent)
+    predictor = MultiLabelPredictor.from_pretrained(
+        options.model_dir, consistent=not options.inconsistent, max_length=options.max_length
+    )
     predictions = predictor(list(options.inputs), top_k=options.top_k)
     for text, labels in zip(options.inputs, predictions):
         if options.json:

@@ -3,6 +3,8 @@
 :class:`MultiLabelPredictor` runs a stock ``transformers.pipeline`` (text or image classification)
 on a saved hiercon classifier, so it accepts whatever that pipeline accepts (strings, image paths,
 PIL images, URLs...), and then keeps only the labels above their thresholds from ``config.hiercon``.
+Texts are truncated to the training ``max_length`` that hiercon saves as the tokenizer's
+``model_max_length`` (or to another ``max_length``), so no text is too long to predict.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from transformers import AutoConfig, pipeline
 
 from hiercon.errors import ConfigError
 from hiercon.modality import classification_task
+from hiercon.modeling.lengths import inference_max_length
 from hiercon.record import HierconRecord
 from hiercon.taxonomy.label_space import LabelSpace
 
@@ -42,9 +45,15 @@ class MultiLabelPredictor:
     that no label scores above its parents (``taxonomy.make_consistent``), then each label is kept when
     its score reaches its threshold, and the ancestors of every kept label are added (closure), so a
     prediction is always a set closed under ancestors.
+
+    Texts longer than ``max_length`` tokens are truncated; by default ``max_length`` is the limit
+    saved with the tokenizer (hiercon saves the training ``max_length`` there), else what the
+    model's position embeddings allow.
     """
 
-    def __init__(self, classifier_pipeline: Any, consistent: bool = True) -> None:
+    def __init__(
+        self, classifier_pipeline: Any, consistent: bool = True, max_length: int | None = None
+    ) -> None:
         config = classifier_pipeline.model.config
         if getattr(config, "problem_type", None) != "multi_label_classification":
             raise ConfigError(
@@ -59,6 +68,15 @@ class MultiLabelPredictor:
         self.taxonomy = record.taxonomy
         self.consistent = consistent
         self.space = LabelSpace.for_names(self.labels, self.taxonomy)
+        self.max_length = self._max_length(max_length)
+
+    def _max_length(self, max_length: int | None) -> int | None:
+        """The token limit of text inputs (None for images, or a text model that records none)."""
+        if max_length is not None and max_length < 1:
+            raise ConfigError(f"max_length must be a positive integer or None, got {max_length}")
+        if self.pipeline.task != "text-classification":
+            return None
+        return max_length or inference_max_length(self.pipeline.tokenizer, self.pipeline.model.config)
 
     @classmethod
     def from_pretrained(
@@ -66,20 +84,25 @@ class MultiLabelPredictor:
         model_dir: str | Path,
         device: int | str | torch.device | None = None,
         consistent: bool = True,
+        max_length: int | None = None,
         **kwargs: Any,
     ) -> MultiLabelPredictor:
-        """Load a saved classifier folder (or Hub id) with ``transformers.pipeline`` (no remote code)."""
+        """Load a saved classifier folder (or Hub id) with ``transformers.pipeline`` (no remote code);
+        ``max_length`` overrides the token limit saved with the model."""
         if kwargs.get("trust_remote_code"):
             raise ConfigError(
                 "trust_remote_code is not supported; hiercon classifiers are stock transformers models"
             )
         task = pipeline_task(AutoConfig.from_pretrained(model_dir))
-        return cls(pipeline(task, model=str(model_dir), device=device, **kwargs), consistent=consistent)
+        classifier = pipeline(task, model=str(model_dir), device=device, **kwargs)
+        return cls(classifier, consistent=consistent, max_length=max_length)
 
     @classmethod
-    def from_pipeline(cls, classifier_pipeline: Any, consistent: bool = True) -> MultiLabelPredictor:
+    def from_pipeline(
+        cls, classifier_pipeline: Any, consistent: bool = True, max_length: int | None = None
+    ) -> MultiLabelPredictor:
         """Wrap an existing text- or image-classification pipeline."""
-        return cls(classifier_pipeline, consistent=consistent)
+        return cls(classifier_pipeline, consistent=consistent, max_length=max_length)
 
     @property
     def is_hierarchical(self) -> bool:
@@ -93,7 +116,9 @@ class MultiLabelPredictor:
         batch = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         if not batch:
             return np.zeros((0, len(self.labels)))
-        options = {"top_k": len(self.labels), "function_to_apply": "sigmoid"}
+        options: dict[str, Any] = {"top_k": len(self.labels), "function_to_apply": "sigmoid"}
+        if self.max_length is not None:
+            options.update(truncation=True, max_length=self.max_length)
         if batch_size is not None:
             options["batch_size"] = batch_size
         outputs = self.pipeline(self._for_pipeline(batch), **options)
