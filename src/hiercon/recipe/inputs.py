@@ -12,6 +12,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenize
 
 from hiercon.errors import ConfigError
 from hiercon.modality import IMAGE, TEXT, Modality, input_modality
+from hiercon.modeling.lengths import with_max_length
 from hiercon.recipe.arguments import DEFAULT_ENCODER, DataArguments, ModelArguments
 from hiercon.recipe.data import CLUSTERS, LABELS
 
@@ -65,7 +66,14 @@ def _load_encoder_weights(args: ModelArguments) -> PreTrainedModel:
 
 
 def load_processor(args: ModelArguments, modality: Modality) -> Any:
-    """The tokenizer (text) or image processor (images) of the encoder."""
+    """The tokenizer (text) or image processor (images) of the encoder; a tokenizer's
+    ``model_max_length`` is the training ``max_length``, so every folder it is saved in truncates
+    long texts the way training did."""
+    processor = _load_processor(args, modality)
+    return with_max_length(processor, args.max_length) if modality == TEXT else processor
+
+
+def _load_processor(args: ModelArguments, modality: Modality) -> Any:
     if args.processor_config is not None:
         settings = dict(args.processor_config)
         class_name = settings.pop("class", None)

@@ -116,6 +116,7 @@ def run_stage1(prepared: Prepared, callbacks: Sequence[TrainerCallback]) -> Stag
 
     def save(folder: Path) -> None:
         model.save_pretrained(folder)
+        prepared.processor.save_pretrained(folder)
         write_summary(folder, steps, passes, history)
 
     save_atomically(save, final, trainer.is_world_process_zero())
@@ -180,6 +181,7 @@ def train_classifier(
 
     def save(folder: Path) -> None:
         merge_lora(trainer.model).save_pretrained(folder)
+        prepared.processor.save_pretrained(folder)
         write_summary(folder, steps, passes, history)
 
     save_atomically(save, final, trainer.is_world_process_zero())
