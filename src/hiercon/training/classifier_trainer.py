@@ -16,6 +16,7 @@ from hiercon.losses.classification import MultiLabelLoss, build_objective, taxon
 from hiercon.metrics.thresholds import DEFAULT_GRID, tune_thresholds
 from hiercon.modeling.adapters import apply_lora, base_model_of, config_record, merge_lora
 from hiercon.modeling.classifier import read_labels, read_taxonomy, set_stage2, set_thresholds
+from hiercon.modeling.lengths import bounded_tokenizer
 from hiercon.taxonomy.label_space import LabelSpace
 from hiercon.training.evaluation_order import DatasetOrderEvaluation
 from hiercon.training.loss_parts import LossPartsMeter
@@ -230,6 +231,7 @@ class ClassifierTrainer(ClassifierCardMixin, DatasetOrderEvaluation, Trainer):
             Path(output_dir).mkdir(parents=True, exist_ok=True)
             merge_lora(self.model).save_pretrained(output_dir)
             if self.processing_class is not None:
-                self.processing_class.save_pretrained(output_dir)
+                processor = bounded_tokenizer(self.processing_class, classifier_config(self.model))
+                processor.save_pretrained(output_dir)
         self.write_model_card(output_dir)
         self.accelerator.wait_for_everyone()

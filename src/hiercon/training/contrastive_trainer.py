@@ -29,6 +29,7 @@ from hiercon.losses.distributed import average_gradients
 from hiercon.losses.momentum import MomentumEncoder
 from hiercon.modality import IMAGE, IMAGE_INPUT, TEXT
 from hiercon.modeling.contrastive_model import ContrastiveModel
+from hiercon.modeling.lengths import bounded_tokenizer
 from hiercon.modeling.views import ViewMaker, make_views, split_views
 from hiercon.taxonomy.label_space import LabelSpace
 from hiercon.training.callbacks import MomentumCallback
@@ -362,7 +363,8 @@ class ContrastiveTrainer(EncoderCardMixin, DatasetOrderEvaluation, Trainer):
         if loss_state:
             save_file(loss_state, os.path.join(output_dir, LOSS_STATE_NAME), metadata={"format": "pt"})
         if self.processing_class is not None:
-            self.processing_class.save_pretrained(output_dir)
+            model_config = self.accelerator.unwrap_model(self.model).config
+            bounded_tokenizer(self.processing_class, model_config).save_pretrained(output_dir)
         torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
