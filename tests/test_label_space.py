@@ -137,3 +137,12 @@ def test_similarity_restricted_to_the_columns(taxonomy) -> None:
     full = taxonomy.similarity_matrix
     ids = taxonomy.leaf_ids
     assert torch.equal(similarity, full[ids][:, ids])
+
+
+def test_a_label_whose_name_holds_the_path_separator_is_read_as_a_name() -> None:
+    taxonomy = LabelTaxonomy.from_edges([("tops", "T - shirt / top"), ("tops", "Shirt"), ("goods", "Bag")])
+    space = LabelSpace(taxonomy, "nodes")
+    rows = space.multi_hot([["T - shirt / top"], ["goods/Bag"]])
+    assert space.decode(rows) == [["tops", "T - shirt / top"], ["goods", "Bag"]]
+    with pytest.raises(UnknownLabelError, match="' top'"):
+        space.multi_hot([["tops/T - shirt / top"]])

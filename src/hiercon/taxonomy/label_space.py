@@ -301,7 +301,8 @@ class LabelSpace:
     def _item_column(self, item: Any, where: str) -> int:
         if torch.is_tensor(item) or isinstance(item, np.generic):
             item = item.item()
-        if isinstance(item, str) and self.path_separator and self.path_separator in item:
+        is_path = isinstance(item, str) and bool(self.path_separator) and self.path_separator in item
+        if is_path and item not in self.taxonomy:  # a label whose own name holds the separator is a name
             parts = [part for part in item.split(self.path_separator) if part]
             if not parts:
                 raise UnknownLabelError(f"empty label path {item!r} {where}")
