@@ -189,13 +189,17 @@ def test_unknown_label_names_row_and_suggests_a_template(tmp_path):
     write_split_files(tmp_path / "data", ".jsonl")
     taxonomy = tmp_path / "prefixed.tsv"
     taxonomy.write_text("parent\tchild\nroot\temotion:joy\nroot\temotion:love\nroot\temotion:anger\n")
-    args = DataArguments(dataset=str(tmp_path / "data"), taxonomy=str(taxonomy))
+    args = DataArguments(dataset=str(tmp_path / "data"), taxonomy=str(taxonomy), label_template="emotions:{}")
     with pytest.raises(
-        UnknownLabelError, match=r"unknown label 'joy' in row 0 of the train labels.*emotion:joy.*label_template"
+        UnknownLabelError,
+        match=r"unknown label 'emotions:joy' in row 0 of the train labels.*emotion:joy.*"
+        r'data.label_template: "emotion:\{\}" \(it maps every label\)',
     ):
         load_recipe_data(args)
     args.label_template = "emotion:{}"
     assert len(load_recipe_data(args).train) == 4
+    args.label_template = None
+    assert decoded(load_recipe_data(args), "train")[0] == {"emotion:joy"}
 
 
 def test_missing_split_and_unreadable_suffix(tmp_path, taxonomy_file):

@@ -12,6 +12,10 @@ nodes with ancestors switched on, or the leaves), encoded by :meth:`LabelSpace.e
 leaves under clusters (``cooccurrence`` here, ``kmeans`` by :mod:`hiercon.recipe.label_hierarchy`)
 and every split's ``labels`` is encoded again over the new taxonomy (:func:`relabelled`).
 
+Raw label names that a taxonomy file holds only with a level prefix added or removed (data ``joy``,
+node ``emotion:joy``) are mapped to their nodes when ``label_template`` is unset and each matches one
+node (:mod:`hiercon.recipe.label_mapping`).
+
 Integer ids name labels through ``label_template`` (``"class:{}"`` turns 3 into ``class:3``) when
 it is set, else through the column's ``ClassLabel`` names, else they index the taxonomy's labels. Multi-hot vectors
 follow the order of the taxonomy's labels or leaves, whichever has their length; several 0/1
@@ -34,6 +38,7 @@ from hiercon.modality import input_modality
 from hiercon.recipe.arguments import DataArguments
 from hiercon.recipe.config import COMPRESSION_SUFFIXES, closest
 from hiercon.recipe.hierarchy_spec import COOCCURRENCE, HierarchySpec, parse_spec
+from hiercon.recipe.label_mapping import LabelMapping, resolve_mapping, template_advice
 from hiercon.taxonomy import LabelSpace, LabelTaxonomy
 
 logger = logging.getLogger(__name__)
@@ -211,18 +216,28 @@ def as_list(value: Any) -> list[Any]:
 class LabelReader:
     """Turns the raw values of one example's label columns into a set of taxonomy label names."""
 
-    def __init__(self, args: DataArguments, label_space: LabelSpace, dataset: Dataset, split: str) -> None:
+    def __init__(
+        self,
+        args: DataArguments,
+        label_space: LabelSpace,
+        dataset: Dataset,
+        split: str,
+        mapping: LabelMapping | None = None,
+    ) -> None:
         self.args = args
         self.space = label_space
         self.taxonomy = label_space.taxonomy
         self.split = split
+        self.dataset = dataset
+        self.mapping = mapping
         self.names_by_column = {column: class_names(dataset, column) for column in args.label_columns}
-        self.known = set(self.taxonomy.labels)
         self.node_space = LabelSpace(self.taxonomy, "nodes")
 
     def named(self, raw: Any) -> str:
         text = str(raw)
-        return self.args.label_template.format(text) if self.args.label_template else text
+        if self.args.label_template:
+            return self.args.label_template.format(text)
+        return self.mapping(text) if self.mapping is not None else text
 
     def from_ids(self, column: str, values: list[Any]) -> list[str]:
         names = self.names_by_column[column]
@@ -232,7 +247,7 @@ class LabelReader:
             if self.args.label_template:
                 labels.append(self.named(index))
             elif names is not None:
-                labels.append(names[index])
+                labels.append(self.named(names[index]))
             else:
                 labels.append(self.space.names[self.space.index(index, f"in column {column!r}")])
         return labels
@@ -252,19 +267,17 @@ class LabelReader:
                 labels.append(self.named(parts[-1]))
         return labels
 
-    def template_hint(self, label: str) -> str:
-        """For a label the taxonomy holds only with a prefix: the ``data.label_template`` that maps it."""
-        prefixed = sorted(known for known in self.known if known.endswith(label) and known != label)
-        if not prefixed:
-            return ""
-        return f"; set data.label_template: {prefixed[0][: -len(label)] + '{}'!r}"
+    def template_hint(self) -> str:
+        """The ``data.label_template`` that would turn every raw label of the split into a node, if any."""
+        advice = template_advice(raw_label_names(self.args, [self.dataset]), self.taxonomy.labels)
+        return f"; {advice}" if advice else ""
 
     def check(self, label: str, position: int) -> None:
         """Refuse a label outside the label space with the label space's own message (plus a template hint)."""
         try:
             self.space.index(label, f"in row {position} of the {self.split} labels")
         except UnknownLabelError as error:
-            raise UnknownLabelError(f"{error}{self.template_hint(label)}") from None
+            raise UnknownLabelError(f"{error}{self.template_hint()}") from None
 
     def read(self, row: dict[str, Any], position: int) -> list[str]:
         labels: list[str] = []
@@ -283,6 +296,40 @@ class LabelReader:
         return sorted(set(labels))
 
 
+def raw_label_names(args: DataArguments, splits: Sequence[Dataset]) -> list[str]:
+    """The label names the data writes, before ``data.label_template`` or a mapping applies: the values
+    of name columns, the last parts of paths, the ``ClassLabel`` names of id columns, the names of 0/1
+    label columns. Empty for formats that do not name labels (ids without names, multi-hot vectors)."""
+    columns = args.label_columns
+    names: set[str] = set()
+    if args.label_format in ("names", "paths"):
+        for split in splits:
+            for column in columns:
+                for row in split[column]:
+                    names.update(str(value) for value in as_list(row))
+        if args.label_format == "paths":
+            names = {parts[-1] for parts in (name.split(args.path_separator) for name in names) if parts[-1]}
+    elif args.label_format == "ids" and not args.label_template:
+        for column in columns:
+            names.update(class_names(splits[0], column) or [])
+    elif args.label_format == "multi_hot" and len(columns) > 1:
+        names.update(columns)
+    return sorted(names)
+
+
+def label_mapping_for(args: DataArguments, splits: Sequence[Dataset], taxonomy: LabelTaxonomy) -> LabelMapping | None:
+    """How raw labels become ``taxonomy`` nodes without ``data.label_template``: a prefix-only mapping
+    (:mod:`hiercon.recipe.label_mapping`), or None when the template is set or nothing needs mapping."""
+    if args.label_template:
+        return None
+    return resolve_mapping(raw_label_names(args, splits), taxonomy.labels)
+
+
+def taxonomy_from_file(args: DataArguments) -> bool:
+    """Whether the run's taxonomy is read from a file (not built from the data's own labels)."""
+    return bool(args.taxonomy) and parse_spec(args.taxonomy) is None
+
+
 def encode_split(
     dataset: Dataset,
     args: DataArguments,
@@ -290,10 +337,12 @@ def encode_split(
     split: str,
     cluster_ids: dict[str, int] | None = None,
     cluster_column: str | None = None,
+    mapping: LabelMapping | None = None,
 ) -> Dataset:
     """``dataset`` with a float ``labels`` multi-hot over the label space's columns (label columns dropped)
-    and, with a ``cluster_column``, its values as integer ``cluster_ids`` (through ``cluster_ids``)."""
-    reader = LabelReader(args, label_space, dataset, split)
+    and, with a ``cluster_column``, its values as integer ``cluster_ids`` (through ``cluster_ids``); raw
+    label names pass through ``mapping`` when ``data.label_template`` is unset."""
+    reader = LabelReader(args, label_space, dataset, split, mapping)
     columns = [column for column in args.label_columns if column in dataset.column_names]
 
     def encode(batch: dict[str, list[Any]], indices: list[int]) -> dict[str, Any]:
@@ -319,8 +368,8 @@ def encode_split(
 def load_taxonomy(args: DataArguments, splits: Sequence[Dataset]) -> LabelTaxonomy:
     """The configured taxonomy file, or a flat one built from the labels found in ``splits`` (also when
     ``data.taxonomy`` names a hierarchy learned from the data, which is built over these labels later)."""
-    if args.taxonomy and parse_spec(args.taxonomy) is None:
-        return LabelTaxonomy.from_file(args.taxonomy, root=args.taxonomy_root)
+    if taxonomy_from_file(args):
+        return LabelTaxonomy.from_file(str(args.taxonomy), root=args.taxonomy_root)
     train = splits[0]
     if args.label_format == "ids" and len(args.label_columns) == 1:
         names = class_names(train, args.label_columns[0])
@@ -344,13 +393,8 @@ def load_taxonomy(args: DataArguments, splits: Sequence[Dataset]) -> LabelTaxono
             [args.label_template.format(c) if args.label_template else c for c in args.label_columns]
         )
     if args.label_format == "names":
-        names = {
-            args.label_template.format(value) if args.label_template else str(value)
-            for split in splits
-            for column in args.label_columns
-            for row in split[column]
-            for value in as_list(row)
-        }
+        raw = raw_label_names(args, splits)
+        names = {args.label_template.format(value) for value in raw} if args.label_template else set(raw)
         return LabelTaxonomy.from_labels(sorted(names))
     raise ConfigError(
         f"labels in format {args.label_format!r} need data.taxonomy (a taxonomy file) to name them"
@@ -419,8 +463,9 @@ def load_recipe_data(
         check_columns(dataset, args, split)
     space = LabelSpace(load_taxonomy(args, [train, validation, test]), label_space)  # type: ignore[arg-type]
     ids = cluster_id_map(cluster_column, [train, validation, test]) if cluster_column else None
+    mapping = label_mapping_for(args, [train, validation, test], space.taxonomy) if taxonomy_from_file(args) else None
     encoded = {
-        split: prepare_input(encode_split(dataset, args, space, split, ids, cluster_column), args)
+        split: prepare_input(encode_split(dataset, args, space, split, ids, cluster_column, mapping), args)
         for split, dataset in (("train", train), ("validation", validation), ("test", test))
     }
     data = RecipeData(
@@ -449,4 +494,5 @@ def load_labelled_split(
         raise ConfigError(f"dataset has no split {split!r}; splits: {list(raw)}")
     dataset = subsample(raw[split], limit, seed=0)
     check_columns(dataset, args, split)
-    return prepare_input(encode_split(dataset, args, label_space, split), args)
+    mapping = label_mapping_for(args, [dataset], label_space.taxonomy)
+    return prepare_input(encode_split(dataset, args, label_space, split, mapping=mapping), args)

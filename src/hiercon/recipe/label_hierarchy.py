@@ -21,7 +21,7 @@ from datasets import Dataset
 from transformers import set_seed
 
 from hiercon.recipe.arguments import RecipeArguments
-from hiercon.recipe.data import LABELS, RecipeData, relabelled
+from hiercon.recipe.data import LABELS, RecipeData, cooccurrence_taxonomy, relabelled
 from hiercon.recipe.hierarchy_spec import KMEANS, HierarchySpec, parse_spec
 from hiercon.recipe.inputs import load_encoder, model_inputs
 from hiercon.taxonomy import LabelTaxonomy
@@ -92,3 +92,15 @@ def with_learned_hierarchy(
     taxonomy = label_vector_taxonomy(embeddings, multi_hot, names, spec, seed=args.output.seed)
     logger.info("learned a %d-level hierarchy above %d labels by k-means", taxonomy.num_levels, len(names))
     return relabelled(data, taxonomy)
+
+
+def with_stand_in_hierarchy(args: RecipeArguments, data: RecipeData) -> RecipeData:
+    """``data`` over a hierarchy of the shape ``data.taxonomy: {kmeans: ...}`` asks for, built from label
+    co-occurrence instead of the encoder, so that the checks of the loss and its clusters see as many
+    levels as training will (``hiercon check`` embeds nothing); otherwise ``data`` as it is."""
+    spec = parse_spec(args.data.taxonomy)
+    if spec is None or spec.method != KMEANS:
+        return data
+    names = data.label_space.names
+    multi_hot = np.asarray(data.train[LABELS], dtype=np.float32).reshape(len(data.train), len(names))
+    return relabelled(data, cooccurrence_taxonomy(multi_hot, names, spec))

@@ -1,6 +1,9 @@
 """Preparation: everything a run checks and loads before it writes its first file, the data, the
 encoder's processor and config, the model inputs of each split, the loss (built once as a check)
-and the ``TrainingArguments`` of both stages."""
+and the ``TrainingArguments`` of both stages.
+
+:func:`check_recipe` is the validation that ``hiercon train`` (through :func:`prepare`) and
+``hiercon check`` share; :func:`prepare` adds the model inputs and the stage-1 cluster set-up."""
 
 from __future__ import annotations
 
@@ -18,9 +21,24 @@ from hiercon.recipe.clusters import cluster_column, cluster_setup
 from hiercon.recipe.config import argument_parser
 from hiercon.recipe.data import RecipeData, load_recipe_data
 from hiercon.recipe.inputs import load_processor, model_inputs, resolve_encoder_path
-from hiercon.recipe.label_hierarchy import with_learned_hierarchy
+from hiercon.recipe.label_hierarchy import with_learned_hierarchy, with_stand_in_hierarchy
 from hiercon.recipe.losses import build_loss
 from hiercon.recipe.workdir import default_work_dir
+
+
+@dataclass
+class Checked:
+    """The checked configuration with its data, processor and encoder config, nothing yet processed
+    for the model."""
+
+    args: RecipeArguments
+    data: RecipeData
+    processor: Any
+    encoder_config: Any
+    stage1_args: TrainingArguments
+    stage2_args: TrainingArguments
+    work_dir: Path
+    output_dir: Path
 
 
 @dataclass
@@ -76,30 +94,55 @@ def load_encoder_config(args: RecipeArguments) -> Any:
         raise ConfigError(f"cannot load the encoder {args.model.model_name_or_path!r}: {error}") from None
 
 
-def prepare(args: RecipeArguments) -> Prepared:
-    """Load and check data, encoder processor, loss and training arguments (nothing is written)."""
+def check_recipe(args: RecipeArguments, learn_hierarchy: bool = True) -> Checked:
+    """Load and check the data, the labels against the taxonomy, the encoder's processor and config, the
+    loss on the label space and both stages' training arguments; nothing is written.
+
+    With ``learn_hierarchy`` false, a hierarchy learned from the encoder's embeddings is replaced by one
+    of the same shape built without the encoder (:func:`with_stand_in_hierarchy`).
+    """
     data = load_recipe_data(
         args.data, seed=args.output.seed, label_space=args.stage2.label_space, cluster_column=cluster_column(args.stage1)
     )
     processor = load_processor(args.model, input_modality(args.data))
     encoder_config = load_encoder_config(args)
-    data = with_learned_hierarchy(args, data, processor, encoder_config)
+    if learn_hierarchy:
+        data = with_learned_hierarchy(args, data, processor, encoder_config)
+    else:
+        data = with_stand_in_hierarchy(args, data)
     build_loss(args.stage1, data.label_space, args.model.projection_dim or encoder_config.hidden_size)
-    inputs = {
-        split: model_inputs(dataset, processor, args.data, args.model, encoder_config, split)
-        for split, dataset in data.splits().items()
-    }
-    stage1_train, stage1_callbacks = cluster_setup(args.stage1, data.label_space, inputs["train"], args.output.seed)
     work_dir = default_work_dir(args.output)
-    return Prepared(
+    return Checked(
         args=args,
         data=data,
         processor=processor,
-        inputs=inputs,
-        stage1_train=stage1_train,
-        stage1_callbacks=stage1_callbacks,
+        encoder_config=encoder_config,
         stage1_args=training_arguments(args.stage1, args.output, work_dir / "stage1"),
         stage2_args=training_arguments(args.stage2, args.output, work_dir / "stage2"),
         work_dir=work_dir,
         output_dir=Path(args.output.output_dir).resolve(),
+    )
+
+
+def prepare(args: RecipeArguments) -> Prepared:
+    """Check and load everything (:func:`check_recipe`), then the model inputs of every split and the
+    stage-1 training set and callbacks that feed the loss its clusters (nothing is written)."""
+    checked = check_recipe(args)
+    data = checked.data
+    inputs = {
+        split: model_inputs(dataset, checked.processor, args.data, args.model, checked.encoder_config, split)
+        for split, dataset in data.splits().items()
+    }
+    stage1_train, stage1_callbacks = cluster_setup(args.stage1, data.label_space, inputs["train"], args.output.seed)
+    return Prepared(
+        args=args,
+        data=data,
+        processor=checked.processor,
+        inputs=inputs,
+        stage1_train=stage1_train,
+        stage1_callbacks=stage1_callbacks,
+        stage1_args=checked.stage1_args,
+        stage2_args=checked.stage2_args,
+        work_dir=checked.work_dir,
+        output_dir=checked.output_dir,
     )
