@@ -1,6 +1,7 @@
-"""The ``hiercon`` command: ``train``, ``evaluate``, ``predict`` and ``push``.
+"""The ``hiercon`` command: ``train``, ``check``, ``evaluate``, ``predict`` and ``push``.
 
 hiercon train CONFIG.yaml [--section.key value ...]
+hiercon check CONFIG.yaml [--section.key value ...]
 hiercon evaluate MODEL_DIR --data PATH_OR_HUB_NAME [--split test] [--label-columns emotions] ...
 hiercon predict MODEL_DIR "some text" ["more text" ...] [--top-k 5] [--max-length 128] [--json]
 hiercon push MODEL_DIR --repo-id ORG/NAME [--private] [--stage1-dir FOLDER]
@@ -25,6 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="run the two-stage recipe of a YAML config")
     train.add_argument("config", help="recipe YAML file (see configs/template.yaml)")
     train.add_argument("overrides", nargs=argparse.REMAINDER, help="--section.key value or section.key=value")
+
+    check = commands.add_parser("check", help="validate a recipe (config, data, labels, loss, model) without training")
+    check.add_argument("config", help="recipe YAML file (see configs/template.yaml)")
+    check.add_argument("overrides", nargs=argparse.REMAINDER, help="--section.key value or section.key=value")
 
     evaluate = commands.add_parser("evaluate", help="score a saved classifier on a labelled split")
     evaluate.add_argument("model_dir")
@@ -62,6 +67,17 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--stage1-dir", default=None, help="also publish this stage-1 encoder folder")
     push.add_argument("--stage1-repo-id", default=None)
     return parser
+
+
+def run_check(options: argparse.Namespace) -> int:
+    import logging
+
+    from hiercon.recipe.check import check
+    from hiercon.recipe.config import load_recipe
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    print(check(load_recipe(options.config, options.overrides)))
+    return 0
 
 
 def run_evaluate(options: argparse.Namespace) -> int:
@@ -135,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from hiercon.recipe import main as recipe_main
 
         return recipe_main([options.config, *options.overrides], prog="hiercon train")
-    handlers = {"evaluate": run_evaluate, "predict": run_predict, "push": run_push}
+    handlers = {"check": run_check, "evaluate": run_evaluate, "predict": run_predict, "push": run_push}
     try:
         return handlers[options.command](options)
     except HierconError as error:
