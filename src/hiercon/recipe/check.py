@@ -111,7 +111,9 @@ def taxonomy_lines(checked: Checked) -> list[str]:
     args = checked.args
     taxonomy = checked.data.taxonomy
     if learned_by_encoder(args):
-        return [f"taxonomy: learned at training time by k-means ({args.data.taxonomy!r}) above the data's labels"]
+        return [
+            f"taxonomy: learned at training time by k-means ({args.data.taxonomy!r}) above the data's labels"
+        ]
     source = shown_path(args.data.taxonomy) if args.data.taxonomy else "flat, built from the data's labels"
     sizes = [len(taxonomy.level_labels(depth)) for depth in range(taxonomy.num_levels)]
     levels = ", ".join(f"level {depth}: {size}" for depth, size in enumerate(sizes))
@@ -126,7 +128,9 @@ def label_space_line(checked: Checked, target: LabelSpace) -> str:
             f"label space: {space.columns} ({target.num_labels} data labels as leaves; the learned cluster "
             "nodes are added at training time)"
         )
-    what = "every taxonomy node, ancestors switched on" if space.columns == "nodes" else "the taxonomy's leaves"
+    what = (
+        "every taxonomy node, ancestors switched on" if space.columns == "nodes" else "the taxonomy's leaves"
+    )
     return f"label space: {space.columns} ({space.num_labels} columns: {what}; {space.num_leaves} leaves)"
 
 

@@ -106,11 +106,16 @@ def template_advice(raw_labels: Collection[str], nodes: Collection[str]) -> str:
     return ""
 
 
-def ambiguity_error(ambiguous: dict[str, list[str]], raw_labels: Collection[str], nodes: Collection[str]) -> UnknownLabelError:
+def ambiguity_error(
+    ambiguous: dict[str, list[str]], raw_labels: Collection[str], nodes: Collection[str]
+) -> UnknownLabelError:
     """The error for raw labels that match several nodes, naming them and the templates that would work."""
     shown = "; ".join(f"{raw!r} -> {', '.join(found)}" for raw, found in sorted(ambiguous.items())[:SHOWN])
     more = f"; and {len(ambiguous) - SHOWN} more" if len(ambiguous) > SHOWN else ""
-    advice = template_advice(raw_labels, nodes) or "set data.label_template, or name the labels as the taxonomy does"
+    advice = (
+        template_advice(raw_labels, nodes)
+        or "set data.label_template, or name the labels as the taxonomy does"
+    )
     return UnknownLabelError(
         f"{len(ambiguous)} data labels match several taxonomy nodes once a level prefix is removed "
         f"({shown}{more}); {advice}"
