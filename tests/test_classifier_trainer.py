@@ -156,7 +156,10 @@ def test_f1_grid_matches_sklearn_and_thresholds_fall_back():
             expected = f1_score(y_true[:, label], scores[:, label] >= DEFAULT_GRID[j], zero_division=0)
             assert f1[label, j] == pytest.approx(expected)
     thresholds = tune_thresholds(y_true, scores, fallback=0.4)
-    assert thresholds[3] == 0.4  # no positive example
+    # No positive example: the micro-F1 threshold of all labels pooled, i.e. of the flattened matrix.
+    pooled = tune_thresholds(y_true.reshape(-1, 1), scores.reshape(-1, 1), min_positives=0)[0]
+    assert thresholds[3] == pooled != 0.4
+    assert tune_thresholds(np.zeros((5, 2)), np.full((5, 2), 0.3), fallback=0.4).tolist() == [0.4, 0.4]
     for label in range(3):
         best = f1_score(y_true[:, label], scores[:, label] >= thresholds[label])
         assert best == pytest.approx(f1[label].max())

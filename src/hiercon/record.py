@@ -6,6 +6,7 @@ A hiercon classifier is a stock ``AutoModelFor*Classification``; its label names
     {"taxonomy": LabelTaxonomy.to_dict() or None,
      "label_space": "nodes" | "leaves",
      "thresholds": [float per label id],
+     "threshold_rule": {"min_positives", "fallback", "split", ...} or absent (how they were chosen),
      "stage1": {"loss", "loss_config", "citation", "pooling", "head_pooling", "pooling_mismatch",
                 "base_model", "peft"},
      "stage2": {"loss", "loss_config", "consistency_weight", "citation", "freeze_encoder", "peft"}}
@@ -52,7 +53,10 @@ class HierconRecord:
             tuple.
         stage1: provenance of the stage-1 encoder (loss, its settings and citation, pooling, base
             model, peft adapter).
-        stage2: how the classifier was trained (loss, consistency weight, probe or LoRA), or None.
+        stage2: how the classifier was trained (mode, loss, consistency weight, probe or LoRA), or None.
+        threshold_rule: how the thresholds were chosen (see
+            :func:`hiercon.metrics.thresholds.tune_thresholds_with_fallback`: ``min_positives``,
+            ``fallback``, the tuning split; or ``{"fixed": t}``), or None when not recorded.
 
     The record is immutable and checked when built: a label space that is neither value, a
     threshold count or range that does not fit the labels, or labels that are not the taxonomy's
@@ -65,6 +69,7 @@ class HierconRecord:
     thresholds: Sequence[float] | None = None
     stage1: Mapping[str, Any] = field(default_factory=dict)
     stage2: Mapping[str, Any] | None = None
+    threshold_rule: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         labels = tuple(str(label) for label in self.labels)
@@ -76,6 +81,8 @@ class HierconRecord:
         object.__setattr__(self, "stage1", copy.deepcopy(dict(self.stage1 or {})))
         if self.stage2 is not None:
             object.__setattr__(self, "stage2", copy.deepcopy(dict(self.stage2)))
+        if self.threshold_rule is not None:
+            object.__setattr__(self, "threshold_rule", copy.deepcopy(dict(self.threshold_rule)))
         if self.taxonomy is not None:
             self._check_taxonomy_columns()
 
@@ -117,6 +124,7 @@ class HierconRecord:
             thresholds=tuple(data["thresholds"]),
             stage1=data.get("stage1") or {},
             stage2=data.get("stage2"),
+            threshold_rule=data.get("threshold_rule"),
         )
 
     @classmethod
@@ -146,6 +154,8 @@ class HierconRecord:
         }
         if self.stage2 is not None:
             data["stage2"] = copy.deepcopy(dict(self.stage2))
+        if self.threshold_rule is not None:
+            data["threshold_rule"] = copy.deepcopy(dict(self.threshold_rule))
         return data
 
     def to_config(self, config: Any) -> None:
@@ -228,9 +238,15 @@ def read_taxonomy(config: Any) -> LabelTaxonomy | None:
     return HierconRecord.from_config(config).taxonomy
 
 
-def set_thresholds(config: Any, thresholds: Sequence[float]) -> list[float]:
-    """Store per-label decision thresholds in ``config.hiercon`` and return them."""
-    record = HierconRecord.from_config(config).replace(thresholds=tuple(thresholds))
+def set_thresholds(
+    config: Any, thresholds: Sequence[float], rule: Mapping[str, Any] | None = None
+) -> list[float]:
+    """Store per-label decision thresholds in ``config.hiercon`` and return them.
+
+    ``rule`` says how they were chosen (``config.hiercon["threshold_rule"]``); without it a rule
+    stored before is dropped, since it no longer describes the thresholds.
+    """
+    record = HierconRecord.from_config(config).replace(thresholds=tuple(thresholds), threshold_rule=rule)
     record.to_config(config)
     return list(record.thresholds)
 

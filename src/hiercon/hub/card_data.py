@@ -63,6 +63,7 @@ class HierconCardData(CardData):
         pipeline_tag: ``"text-classification"``, ``"image-classification"`` or (encoders)
             ``"feature-extraction"``.
         thresholds: per-label decision thresholds (classifiers).
+        threshold_rule: how the thresholds were chosen (``config.hiercon["threshold_rule"]``), or None.
         taxonomy: a ``LabelTaxonomy`` or its ``to_dict()`` form, or None.
         label_space: ``"nodes"`` or ``"leaves"``.
         stage1: the stage-1 record (``loss``, ``loss_config``, ``citation``, ``pooling``, ``peft``...);
@@ -87,6 +88,7 @@ class HierconCardData(CardData):
     pipeline_tag: str = "text-classification"
     model_name: str | None = None
     thresholds: list[float] | None = None
+    threshold_rule: dict[str, Any] | None = None
     taxonomy: Any = None
     label_space: str = "leaves"
     stage1: dict[str, Any] = field(default_factory=dict)
@@ -250,6 +252,7 @@ def record_fields(record: HierconRecord, config: Any = None) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "label_names": list(record.labels),
         "thresholds": list(record.thresholds),
+        "threshold_rule": dict(record.threshold_rule) if record.threshold_rule is not None else None,
         "taxonomy": record.taxonomy,
         "label_space": record.label_space,
         "stage1": dict(record.stage1),

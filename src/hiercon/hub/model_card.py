@@ -25,6 +25,7 @@ from hiercon.hub.model_ids import without_local_paths
 from hiercon.metrics.hierarchical import level_names
 from hiercon.metrics.inputs import as_multi_hot
 from hiercon.metrics.report import markdown_table, per_label_markdown
+from hiercon.metrics.thresholds import describe_threshold_rule
 from hiercon.taxonomy.graph import LabelTaxonomy
 
 # ``hiercon/model_cards`` links to the repository's ``model_cards/`` folder (where the templates are
@@ -237,7 +238,8 @@ def build_model_card(
         raise ConfigError(f"model card template {template} not found; pass template_path=")
     values = _template_values(data)
     if data.kind == "classifier":
-        values["per_label_table"] = per_label_markdown(_per_label_rows(data))
+        rule = describe_threshold_rule(data.threshold_rule)
+        values["per_label_table"] = f"{rule}\n\n{per_label_markdown(_per_label_rows(data))}"
     card = ModelCard.from_template(data, template_path=str(template), **values)
     return ModelCard(redact(str(card), secrets))
 

@@ -1,4 +1,15 @@
-"""Stage 2: train a multi-label classifier (linear probe or full fine-tune, optional LoRA) with the HF Trainer."""
+"""Stage 2: train a multi-label classifier with the HF Trainer.
+
+Modes (``mode=``):
+
+- ``"full"``: fine-tune the whole model (optionally with LoRA);
+- ``"linear_probe"``: train the head alone by gradient descent on a frozen encoder;
+- ``"head"``: frozen encoder, the head fitted to convergence (L-BFGS, :mod:`hiercon.training.head_fit`)
+  and no gradient steps;
+- ``"head_then_full"``: the ``"head"`` fit, then fine-tuning of the whole model (LP-FT, Kumar et al.
+  2022, "Fine-Tuning can Distort Pretrained Features and Underperform Out-of-Distribution");
+- ``"joint"``: BCE plus a contrastive loss in one run (:class:`~hiercon.training.JointClassifierTrainer`).
+"""
 
 from __future__ import annotations
 
@@ -10,15 +21,29 @@ import numpy as np
 import torch
 from torch import nn
 from transformers import Trainer
+from transformers.trainer_utils import TrainOutput
 
 from hiercon.errors import ConfigError
 from hiercon.losses.classification import MultiLabelLoss, build_objective, taxonomy_edge_index
-from hiercon.metrics.thresholds import DEFAULT_GRID, tune_thresholds
+from hiercon.metrics.thresholds import (
+    DEFAULT_GRID,
+    DEFAULT_MIN_POSITIVES,
+    FALLBACKS,
+    tune_thresholds_with_fallback,
+)
 from hiercon.modeling.adapters import apply_lora, base_model_of, config_record, merge_lora
 from hiercon.modeling.classifier import read_labels, read_taxonomy, set_stage2, set_thresholds
 from hiercon.modeling.lengths import bounded_tokenizer
 from hiercon.taxonomy.label_space import LabelSpace
 from hiercon.training.evaluation_order import DatasetOrderEvaluation
+from hiercon.training.head_fit import (
+    DEFAULT_HEAD_L2,
+    HeadFit,
+    classification_layer,
+    fit_linear_head,
+    head_features,
+    write_head,
+)
 from hiercon.training.loss_parts import LossPartsMeter
 from hiercon.training.model_card import ClassifierCardMixin
 
@@ -28,6 +53,9 @@ if TYPE_CHECKING:
     from hiercon.taxonomy import LabelTaxonomy
 
 LABEL_COLUMNS = ("labels", "label")
+STAGE2_MODES = ("full", "linear_probe", "head", "head_then_full", "joint")
+FROZEN_ENCODER_MODES = ("linear_probe", "head")
+HEAD_FIT_MODES = ("head", "head_then_full")
 
 
 def prepare_labels(
@@ -82,7 +110,11 @@ class ClassifierTrainer(ClassifierCardMixin, DatasetOrderEvaluation, Trainer):
             ``{"gamma_neg": 4, "gamma_pos": 0, "clip": 0.05}``) or a :class:`MultiLabelLoss`.
         consistency_weight: weight of the hierarchy-consistency penalty (needs the ``"nodes"`` label
             space of a taxonomy).
-        freeze_encoder: train the head only (linear probe); otherwise the whole model is fine-tuned.
+        mode: ``"full"``, ``"linear_probe"``, ``"head"`` or ``"head_then_full"`` (see the module
+            docstring); None: ``"linear_probe"`` with ``freeze_encoder=True``, else ``"full"``.
+        freeze_encoder: train the head only by gradient descent (the ``"linear_probe"`` mode).
+        head_l2: the L2 penalty λ of the head fit (``"head"`` modes; scikit-learn's ``1 / C``, see
+            :func:`~hiercon.training.head_fit.fit_linear_head`).
         peft_config: wrap the classifier with this LoRA config (the head stays fully trainable).
             :meth:`save_model` then writes the merged, plain transformers model.
         taxonomy: defaults to the taxonomy stored in the classifier's ``config.hiercon``.
@@ -94,6 +126,8 @@ class ClassifierTrainer(ClassifierCardMixin, DatasetOrderEvaluation, Trainer):
     """
 
     loss_is_scaled_for_ga = False
+    #: The modes this trainer runs (the ``"joint"`` mode has its own trainer).
+    modes: tuple[str, ...] = ("full", "linear_probe", "head", "head_then_full")
 
     def __init__(
         self,
@@ -104,6 +138,8 @@ class ClassifierTrainer(ClassifierCardMixin, DatasetOrderEvaluation, Trainer):
         loss_options: dict[str, float] | None = None,
         consistency_weight: float = 0.0,
         freeze_encoder: bool = False,
+        mode: str | None = None,
+        head_l2: float = DEFAULT_HEAD_L2,
         peft_config: PeftConfig | None = None,
         taxonomy: LabelTaxonomy | None = None,
         train_dataset: Any = None,
@@ -119,10 +155,17 @@ class ClassifierTrainer(ClassifierCardMixin, DatasetOrderEvaluation, Trainer):
             raise ConfigError(
                 f"ClassifierTrainer trains multi-label classifiers; config.problem_type is {config.problem_type!r}"
             )
+        self.mode = self._resolve_mode(mode, freeze_encoder)
+        freeze_encoder = self.mode in FROZEN_ENCODER_MODES
         if freeze_encoder and peft_config is not None:
             raise ConfigError(
-                "freeze_encoder=True and peft_config are exclusive: LoRA already freezes the encoder"
+                f"mode {self.mode!r} (freeze_encoder=True) and peft_config are exclusive: "
+                "the encoder stays frozen, LoRA would train it"
             )
+        if not head_l2 >= 0:
+            raise ConfigError(f"head_l2 must be >= 0, got {head_l2}")
+        self.head_l2 = float(head_l2)
+        self.head_fit: HeadFit | None = None
         labels = read_labels(config)
         taxonomy = taxonomy if taxonomy is not None else read_taxonomy(config)
         self.taxonomy = taxonomy
@@ -150,14 +193,59 @@ class ClassifierTrainer(ClassifierCardMixin, DatasetOrderEvaluation, Trainer):
             }
         return prepare_labels(eval_dataset, self.label_space, "eval")
 
+    def _resolve_mode(self, mode: str | None, freeze_encoder: bool) -> str:
+        if mode is None:
+            return "linear_probe" if freeze_encoder else "full"
+        if mode not in self.modes:
+            hint = "; the 'joint' mode is JointClassifierTrainer's" if mode == "joint" else ""
+            raise ConfigError(f"{type(self).__name__} mode must be one of {self.modes}, got {mode!r}{hint}")
+        if freeze_encoder and mode not in FROZEN_ENCODER_MODES:
+            raise ConfigError(f"freeze_encoder=True contradicts mode {mode!r}, which trains the encoder")
+        return mode
+
     def _stage2_record(self, freeze_encoder: bool, peft_config: PeftConfig | None) -> dict[str, Any]:
         peft = config_record(peft_config) if peft_config is not None else None
-        return {**self.objective.describe(), "freeze_encoder": freeze_encoder, "peft": peft}
+        record = {"mode": self.mode, **self.objective.describe(), "freeze_encoder": freeze_encoder, "peft": peft}
+        if self.mode in HEAD_FIT_MODES:
+            record["head_l2"] = self.head_l2
+        return record
 
-    def train(self, *args: Any, **kwargs: Any) -> Any:
-        """Train, recording the stage-2 setup in ``config.hiercon["stage2"]`` first."""
+    def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any) -> Any:
+        """Train, recording the stage-2 setup in ``config.hiercon["stage2"]`` first.
+
+        ``"head"`` fits the head (:meth:`fit_head`) and takes no gradient step; ``"head_then_full"``
+        fits it, then fine-tunes (a run resumed from a checkpoint already holds the fitted head).
+        """
         set_stage2(classifier_config(self.model), self.stage2_record)
-        return super().train(*args, **kwargs)
+        if self.mode == "head":
+            fit = self.fit_head()
+            return TrainOutput(self.state.global_step, fit.bce, {"train_head_bce": fit.bce})
+        if self.mode == "head_then_full" and not resume_from_checkpoint:
+            self.fit_head()
+        return super().train(resume_from_checkpoint, *args, **kwargs)
+
+    def fit_head(self, dataset: Any = None) -> HeadFit:
+        """Fit the classification layer to convergence on the frozen features of ``dataset`` (default:
+        the training set) and write it into the model; return the fit.
+
+        The features are the classification layer's inputs in eval mode, what it reads at inference
+        (:func:`~hiercon.training.head_fit.head_features`); the fit minimises BCE plus ``head_l2``
+        (:func:`~hiercon.training.head_fit.fit_linear_head`). The fit's summary goes into
+        ``config.hiercon["stage2"]["head_fit"]`` and the logs.
+        """
+        dataset = self.train_dataset if dataset is None else prepare_labels(dataset, self.label_space)
+        if dataset is None or not hasattr(dataset, "remove_columns"):
+            raise ConfigError("fit_head needs a datasets.Dataset with a 'labels' column")
+        targets = np.asarray(dataset["labels"], dtype=np.float64)
+        features = head_features(self, dataset.remove_columns("labels"))
+        fit = fit_linear_head(features, targets, l2=self.head_l2)
+        write_head(classification_layer(self.model), fit)
+        self.head_fit = fit
+        self.stage2_record = {**self.stage2_record, "head_fit": fit.record()}
+        set_stage2(classifier_config(self.model), self.stage2_record)
+        summary = fit.record()
+        self.log({f"head_{key}": float(summary[key]) for key in ("bce", "gradient", "iterations")})
+        return fit
 
     # ---- loss ----
 
@@ -199,21 +287,37 @@ class ClassifierTrainer(ClassifierCardMixin, DatasetOrderEvaluation, Trainer):
         eval_dataset: Any = None,
         grid: Sequence[float] | np.ndarray = DEFAULT_GRID,
         fallback: float = 0.5,
+        min_positives: int = DEFAULT_MIN_POSITIVES,
+        fallback_pool: str = "level",
+        split: str | None = None,
     ) -> np.ndarray:
         """Tune per-label thresholds for F1 on ``eval_dataset`` (default: the trainer's eval dataset),
-        store them in ``config.hiercon["thresholds"]`` and return them.
+        store them in ``config.hiercon["thresholds"]`` with their rule (``"threshold_rule"``) and return them.
 
-        Labels without a positive example in the dataset keep ``fallback`` (see :func:`tune_thresholds`).
+        A label with fewer than ``min_positives`` positives in the dataset takes the micro-F1-optimal
+        threshold of its taxonomy level pooled (``fallback_pool="level"``; all labels when the level has too
+        few positives, and for flat labels) or of all labels pooled (``"global"``); ``fallback`` when no
+        pooled label has a positive (see :func:`~hiercon.metrics.thresholds.tune_thresholds_with_fallback`).
+        ``split`` names the dataset in the rule.
         """
+        if fallback_pool not in FALLBACKS:
+            raise ConfigError(f"fallback_pool must be one of {FALLBACKS}, got {fallback_pool!r}")
         dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
         if dataset is None or isinstance(dataset, dict):
             raise ConfigError("tune_thresholds_on needs one evaluation dataset with labels")
         scores, label_ids = self.predict_scores(dataset)
         if label_ids is None:
             raise ConfigError("the evaluation dataset has no labels to tune thresholds on")
-        thresholds = tune_thresholds(label_ids, scores, grid=grid, fallback=fallback)
-        set_thresholds(classifier_config(self.model), thresholds.tolist())
-        return thresholds
+        groups = self.label_levels() if fallback_pool == "level" else None
+        tuned = tune_thresholds_with_fallback(label_ids, scores, grid, fallback, min_positives, groups)
+        rule = {**tuned.rule, "fallback": fallback_pool, **({"split": split} if split else {})}
+        set_thresholds(classifier_config(self.model), tuned.thresholds.tolist(), rule)
+        return tuned.thresholds
+
+    def label_levels(self) -> np.ndarray:
+        """The taxonomy depth of each label column (all 0 for flat labels)."""
+        space = self.label_space
+        return np.asarray(space.taxonomy.levels[space.node_ids])
 
     # ---- saving ----
 

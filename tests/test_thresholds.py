@@ -1,0 +1,88 @@
+"""Threshold tuning with a pooled fallback for labels with little held-out support."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hiercon.errors import HierconError
+from hiercon.metrics.thresholds import (
+    DEFAULT_MIN_POSITIVES,
+    describe_threshold_rule,
+    tune_thresholds,
+    tune_thresholds_with_fallback,
+)
+
+
+def _separable(rng, n, rate, low, high):
+    """Labels whose positives score in [high, high + 0.1] and negatives in [low, low + 0.1]."""
+    truth = (rng.random(n) < rate).astype(float)
+    scores = np.where(truth > 0, high + 0.1 * rng.random(n), low + 0.1 * rng.random(n))
+    return truth, scores
+
+
+def test_a_label_with_one_dev_positive_gets_the_pooled_threshold():
+    rng = np.random.default_rng(0)
+    columns = [_separable(rng, 300, 0.3, 0.2, 0.6) for _ in range(3)]
+    truth = np.stack([t for t, _ in columns], axis=1)
+    scores = np.stack([s for _, s in columns], axis=1)
+    # A rare label: one positive, scored 0.95, above negatives that reach 0.9.
+    rare_truth = np.zeros(300)
+    rare_truth[0] = 1
+    rare_scores = 0.9 * rng.random(300)
+    rare_scores[0] = 0.95
+    truth = np.column_stack([truth, rare_truth])
+    scores = np.column_stack([scores, rare_scores])
+
+    overfit = tune_thresholds(truth, scores, min_positives=1)[3]
+    assert overfit > 0.9  # just under the one positive: a threshold that fits that example only
+    tuned = tune_thresholds_with_fallback(truth, scores)
+    assert tuned.sources == ("own", "own", "own", "pooled")
+    pooled = tuned.rule["pooled_threshold"]
+    assert 0.3 <= pooled <= 0.6 and tuned.thresholds[3] == pooled
+    assert all(0.3 <= value <= 0.6 for value in tuned.thresholds[:3])
+    assert tuned.rule["min_positives"] == DEFAULT_MIN_POSITIVES == 5
+    assert tuned.rule["labels_by_source"] == {"own": 3, "group": 0, "pooled": 1, "default": 0}
+    assert tuned.positives.tolist()[3] == 1
+
+
+def test_level_groups_pool_within_the_level():
+    rng = np.random.default_rng(1)
+    coarse = [_separable(rng, 400, 0.4, 0.5, 0.85) for _ in range(2)]  # high scores
+    fine = [_separable(rng, 400, 0.1, 0.01, 0.2) for _ in range(2)]  # low scores
+    truth = np.stack([t for t, _ in coarse + fine], axis=1)
+    scores = np.stack([s for _, s in coarse + fine], axis=1)
+    truth[:, 3] = 0
+    truth[5, 3] = 1  # a rare fine label
+    scores[5, 3] = 0.25
+    levels = [0, 0, 1, 1]
+    by_level = tune_thresholds_with_fallback(truth, scores, groups=levels)
+    assert by_level.sources[3] == "group" and by_level.rule["fallback"] == "level"
+    # The fine level's pooled threshold separates the fine labels' scores (0.01-0.11 vs 0.2-0.3).
+    assert 0.11 < by_level.thresholds[3] <= 0.2
+    # Pooled over every label, the threshold suits the frequent coarse labels, not the fine ones.
+    assert tune_thresholds(truth, scores)[3] > 0.3
+
+
+def test_a_group_without_enough_positives_falls_back_to_all_labels_then_to_the_default():
+    rng = np.random.default_rng(2)
+    truth, scores = _separable(rng, 200, 0.3, 0.1, 0.7)
+    matrix = np.column_stack([truth, np.zeros(200)])
+    both = np.column_stack([scores, rng.random(200) * 0.5])
+    tuned = tune_thresholds_with_fallback(matrix, both, groups=[0, 1])
+    assert tuned.sources == ("own", "pooled")
+    empty = tune_thresholds_with_fallback(np.zeros((10, 2)), np.full((10, 2), 0.7), default=0.35)
+    assert empty.sources == ("default", "default") and empty.thresholds.tolist() == [0.35, 0.35]
+
+
+def test_rule_is_described_and_inputs_are_checked():
+    rng = np.random.default_rng(3)
+    truth, scores = _separable(rng, 100, 0.5, 0.1, 0.7)
+    rule = tune_thresholds_with_fallback(truth[:, None], scores[:, None]).rule
+    text = describe_threshold_rule({**rule, "split": "validation"})
+    assert "fewer than 5 positives" in text and "`validation`" in text and "all labels pooled" in text
+    assert "fixed threshold, 0.3" in describe_threshold_rule({"fixed": 0.3})
+    with pytest.raises(HierconError, match="min_positives"):
+        tune_thresholds(truth[:, None], scores[:, None], min_positives=-1)
+    with pytest.raises(HierconError, match="one group id per label"):
+        tune_thresholds(truth[:, None], scores[:, None], groups=[0, 1])
