@@ -325,6 +325,13 @@ class Stage1Arguments(StageSection):
     sampler: Sampler = field(
         default="multilabel", metadata={"help": "'multilabel' (label-aware batches) or 'random'."}
     )
+    mini_batch_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Embed each batch this many examples at a time and cache the embedding gradients "
+            "(GradCache): a large contrastive batch in the activation memory of a small one; null: off."
+        },
+    )
     training_args: dict[str, Any] = field(
         default_factory=dict, metadata={"help": "transformers.TrainingArguments of this stage."}
     )
@@ -347,6 +354,21 @@ class Stage1Arguments(StageSection):
         )
         _check_clusters(self.clusters)
         self._check_schedule()
+        self._check_mini_batch_size()
+
+    def _check_mini_batch_size(self) -> None:
+        size = self.mini_batch_size
+        if size is None:
+            return
+        _require(
+            isinstance(size, int) and not isinstance(size, bool) and size >= 1,
+            f"stage1.mini_batch_size must be a positive integer or null, got {size!r}",
+        )
+        _require(
+            self.per_device_train_batch_size % size == 0,
+            f"stage1.mini_batch_size {size} does not divide stage1.per_device_train_batch_size "
+            f"{self.per_device_train_batch_size}",
+        )
 
     def recipe_defaults(self) -> dict[str, Any]:
         """The stage defaults, with the loss's recommended learning rate."""

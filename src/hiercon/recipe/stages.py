@@ -107,6 +107,7 @@ def run_stage1(prepared: Prepared, callbacks: Sequence[TrainerCallback]) -> Stag
         batch_sampler="pk" if args.stage1.sampler == "multilabel" else None,
         label_space=prepared.data.label_space,
         momentum=args.stage1.momentum,
+        mini_batch_size=args.stage1.mini_batch_size,
         callbacks=[*prepared.stage1_callbacks, *callbacks],
     )
     trainer.train(resume_from_checkpoint=last_checkpoint(run_dir, args.output.resume))

@@ -9,6 +9,11 @@ mean, so ``loss_is_scaled_for_ga = False`` and the Trainer divides it by the num
 accumulation steps: the update uses the **mean** of the micro-batch gradients, whatever
 ``num_items_in_batch`` says. With ``G`` accumulation steps of ``b`` examples, the contrastive
 batch is ``b`` (times the number of processes), not ``G * b``.
+
+Large contrastive batches: with ``mini_batch_size=m`` a step embeds its batch ``m`` examples at a
+time and caches the embedding gradients (GradCache, :mod:`hiercon.training.grad_cache`), so the
+batch ``b`` is bounded by time rather than activation memory; the gradients are those of the plain
+step.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -23,6 +29,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import Trainer, TrainingArguments
+from transformers.training_args import OptimizerNames
 
 from hiercon.errors import ConfigError
 from hiercon.losses.distributed import average_gradients
@@ -35,6 +42,7 @@ from hiercon.taxonomy.label_space import LabelSpace
 from hiercon.training.callbacks import MomentumCallback
 from hiercon.training.collators import ContrastiveDataCollator
 from hiercon.training.evaluation_order import DatasetOrderEvaluation
+from hiercon.training.grad_cache import GradCache, batch_size_of
 from hiercon.training.loss_parts import LossPartsMeter
 from hiercon.training.model_card import EncoderCardMixin
 from hiercon.training.samplers import MultiLabelBatchSampler
@@ -74,6 +82,11 @@ class ContrastiveTrainer(EncoderCardMixin, DatasetOrderEvaluation, Trainer):
         momentum: keep a momentum (EMA) copy of the model, updated after every optimiser step
             (MoCo, ``0.999`` is usual); a loss whose ``forward`` takes ``key_embeddings`` then
             receives the copy's ``[B, V, d]`` embeddings of the same views.
+        mini_batch_size: ``None`` (default): embed the batch in one pass. An integer ``m``: embed it
+            ``m`` examples at a time and cache the embedding gradients (GradCache), so that peak
+            activation memory is that of ``m`` examples whatever the batch size. The gradients
+            are those of the plain step (with dropout views, those of a forward pass run ``m``
+            examples at a time); ``m`` must divide ``per_device_train_batch_size``.
 
     Extra label columns listed in ``args.label_names`` (besides ``label_column``) are kept by
     ``remove_unused_columns`` and passed to the loss as keyword arguments under their names.
@@ -98,6 +111,7 @@ class ContrastiveTrainer(EncoderCardMixin, DatasetOrderEvaluation, Trainer):
         label_column: str = "labels",
         samples_per_label: int = 2,
         momentum: float | None = None,
+        mini_batch_size: int | None = None,
         **kwargs: Any,
     ) -> None:
         if not isinstance(model, ContrastiveModel):
@@ -147,9 +161,29 @@ class ContrastiveTrainer(EncoderCardMixin, DatasetOrderEvaluation, Trainer):
             self.momentum_encoder = MomentumEncoder(model, momentum).to(self.args.device)
             self.add_callback(MomentumCallback(self.momentum_encoder))
         self._loss_takes_keys = "key_embeddings" in inspect.signature(loss.forward).parameters
+        self.grad_cache = self._make_grad_cache(mini_batch_size)
         for callback in self.callback_handler.callbacks:
             if hasattr(callback, "attach"):
                 callback.attach(self)
+
+    def _make_grad_cache(self, mini_batch_size: int | None) -> GradCache | None:
+        """The GradCache of ``mini_batch_size`` (``None`` when off), checked against the batch size."""
+        if mini_batch_size is None:
+            return None
+        cache = GradCache(mini_batch_size)
+        cache.check_batch_size(self.args.per_device_train_batch_size)
+        if self.batch_sampler is not None:
+            cache.check_batch_size(self.batch_sampler.batch_size, "the batch sampler's batch_size")
+        if self.is_deepspeed_enabled:
+            raise ConfigError(
+                "mini_batch_size does not work with DeepSpeed, whose engine owns the backward pass"
+            )
+        if self.args.optim in (OptimizerNames.LOMO, OptimizerNames.ADALOMO):
+            raise ConfigError(
+                f"mini_batch_size does not work with the {OptimizerNames(self.args.optim).value} optimizer, which steps "
+                "inside backward"
+            )
+        return cache
 
     # ---- data ----
 
@@ -342,13 +376,51 @@ class ContrastiveTrainer(EncoderCardMixin, DatasetOrderEvaluation, Trainer):
             optimizer.add_param_group({"params": fresh, "weight_decay": 0.0})
         return optimizer
 
-    def training_step(self, model: nn.Module, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> torch.Tensor:
-        """The Trainer's step, then the loss's own gradients averaged over processes: DDP averages the
-        model's gradients but does not wrap the loss, whose parameters (prototypes) would otherwise drift
-        apart between processes."""
-        loss = super().training_step(model, inputs, *args, **kwargs)
+    def training_step(
+        self, model: nn.Module, inputs: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> torch.Tensor:
+        """The Trainer's step (or the cached step with ``mini_batch_size``), then the loss's own gradients
+        averaged over processes: DDP averages the model's gradients but does not wrap the loss, whose
+        parameters (prototypes) would otherwise drift apart between processes."""
+        if self.grad_cache is None:
+            loss = super().training_step(model, inputs, *args, **kwargs)
+        else:
+            loss = self._cached_training_step(model, inputs)
         average_gradients(self.loss.parameters())
         return loss
+
+    def _cached_training_step(self, model: nn.Module, inputs: dict[str, Any]) -> torch.Tensor:
+        """One step in three passes (:mod:`hiercon.training.grad_cache`); does its own backward and
+        returns the detached loss, scaled for gradient accumulation as the Trainer's step scales it."""
+        model.train()
+        if hasattr(self.optimizer, "train") and callable(self.optimizer.train):
+            self.optimizer.train()
+        inputs = self._prepare_inputs(inputs)
+        model_inputs, label_inputs = self._split_inputs(inputs)
+        num_views = self.view_maker.num_views
+        viewed = self.view_maker(model_inputs)
+        encode = partial(self._encode, model, num_views)
+        encode_keys = None
+        if self.momentum_encoder is not None and self._loss_takes_keys:
+            encode_keys = partial(self._encode, self.momentum_encoder, num_views)
+        with self.compute_loss_context_manager():
+            cached = self.grad_cache.embed(
+                encode, viewed, num_views, batch_size_of(model_inputs), encode_keys
+            )
+            loss = self._score(cached.embeddings, label_inputs, record=True, keys=cached.keys)
+        if not self.loss_is_scaled_for_ga:
+            loss = loss / self.current_gradient_accumulation_steps
+        self.accelerator.backward(loss)
+        with self.compute_loss_context_manager():
+            self.grad_cache.backward(
+                encode, viewed, num_views, cached, partial(self.accelerator.no_sync, model)
+            )
+        return loss.detach()
+
+    @staticmethod
+    def _encode(encoder: nn.Module, num_views: int, inputs: dict[str, Any]) -> torch.Tensor:
+        """``[m, V, d]`` embeddings of a view-major input dict of ``m`` examples."""
+        return split_views(encoder(**inputs).embeddings, num_views)
 
     # ---- checkpoints ----
 
