@@ -82,7 +82,7 @@ def test_config_contract_round_trips_through_save(bert_dir, taxonomy, tmp_path):
 
 def test_contrastive_model_with_mean_pooling_warns_and_records(bert_dir, taxonomy, text_batch):
     stage1 = ContrastiveModel.from_encoder(str(bert_dir), pooling="mean", projection_dim=8)
-    with pytest.warns(UserWarning, match="fine-tune the whole model"):
+    with pytest.warns(UserWarning, match="pool with 'auto'"):
         classifier = build_classifier(stage1, taxonomy)
     record = HierconRecord.from_config(classifier.config).stage1
     assert record["pooling"] == "mean" and record["head_pooling"] == "pooler" and record["pooling_mismatch"]
@@ -147,15 +147,60 @@ def test_bad_arguments_are_refused(bert_dir, taxonomy):
     with pytest.raises(ConfigError, match="ContrastiveModel"):
         build_classifier(42, taxonomy)
     with pytest.raises(ConfigError, match="thresholds"):
-        HierconRecord(("a",), thresholds=[0.5, 0.5]).to_config(AutoConfig.for_model("bert", id2label={0: "a"}))
+        HierconRecord(("a",), thresholds=[0.5, 0.5]).to_config(
+            AutoConfig.for_model("bert", id2label={0: "a"})
+        )
 
 
-def test_encoder_without_pooler_warns_that_the_pooler_is_new(bert_dir, taxonomy):
+def test_encoder_without_pooler_gives_an_identity_pooler(bert_dir, taxonomy, text_batch):
     encoder = AutoModel.from_pretrained(bert_dir, add_pooling_layer=False)
     assert encoder.pooler is None
-    with pytest.warns(UserWarning, match="pooler .* starts at random"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
         classifier = build_classifier(encoder, taxonomy)
-    assert classifier.bert.pooler is not None
+    classifier.eval()
+    with torch.no_grad():
+        outputs = classifier.bert(**text_batch)
+    torch.testing.assert_close(outputs.pooler_output, torch.tanh(outputs.last_hidden_state[:, 0]))
+
+
+def _head_input(classifier, module, inputs):
+    """What ``module`` of ``classifier`` receives on ``inputs`` (eval mode)."""
+    seen = []
+    handle = module.register_forward_hook(lambda _module, args, _output: seen.append(args[0]))
+    classifier.eval()
+    with torch.no_grad():
+        classifier(**inputs)
+    handle.remove()
+    return seen[0]
+
+
+@pytest.mark.parametrize("stage1_pooling", ["auto", "cls"])
+def test_bert_head_reads_what_stage1_pooled(bert_dir, taxonomy, text_batch, stage1_pooling):
+    stage1 = ContrastiveModel.from_encoder(str(bert_dir), pooling=stage1_pooling, projection_dim=8).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        classifier = build_classifier(stage1, taxonomy)
+    with torch.no_grad():
+        pooled = stage1.encode(**text_batch)
+    head_input = _head_input(classifier, classifier.classifier, text_batch)
+    expected = pooled if stage1.pooling == "pooler" else torch.tanh(pooled)
+    torch.testing.assert_close(head_input, expected)
+
+
+def test_distilbert_head_reads_what_stage1_pooled(taxonomy, text_batch):
+    from transformers import DistilBertConfig, DistilBertModel
+
+    config = DistilBertConfig(
+        vocab_size=64, dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=64
+    )
+    stage1 = ContrastiveModel.from_encoder(DistilBertModel(config), projection_dim=8).eval()
+    assert stage1.pooling == "cls"
+    inputs = {key: value for key, value in text_batch.items() if key != "token_type_ids"}
+    classifier = build_classifier(stage1, taxonomy)
+    with torch.no_grad():
+        pooled = stage1.encode(**inputs)
+    torch.testing.assert_close(_head_input(classifier, classifier.pre_classifier, inputs), pooled)
 
 
 def test_stage1_adapter_merged_before_hand_off_is_recorded(bert_dir, taxonomy):

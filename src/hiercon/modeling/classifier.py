@@ -39,7 +39,7 @@ from hiercon.modeling.adapters import (
 )
 from hiercon.modeling.adapters import apply_lora as apply_lora
 from hiercon.modeling.adapters import head_module_names as head_module_names
-from hiercon.modeling.pooling import resolve_pooling
+from hiercon.modeling.pooling import resolve_pooling, start_pooler
 from hiercon.record import HierconRecord
 from hiercon.record import read_hiercon_config as read_hiercon_config
 from hiercon.record import read_labels as read_labels
@@ -143,8 +143,11 @@ def _new_classifier(encoder_config: PretrainedConfig, task: str, names: list[str
         ) from None
 
 
-def _copy_encoder_weights(classifier: PreTrainedModel, encoder_state: dict[str, torch.Tensor]) -> None:
-    """Load the encoder's weights into the classifier's base model (exactly; a missing pooler is allowed)."""
+def _copy_encoder_weights(classifier: PreTrainedModel, encoder_state: dict[str, torch.Tensor]) -> list[str]:
+    """Load the encoder's weights into the classifier's base model (exactly; a missing pooler is allowed).
+
+    Returns the pooler weights the encoder lacked (the classifier's pooler keeps its fresh values there).
+    """
     result = classifier.base_model.load_state_dict(encoder_state, strict=False)
     missing = [key for key in result.missing_keys if not key.startswith("pooler.")]
     unexpected = [key for key in result.unexpected_keys if not key.startswith("pooler.")]
@@ -153,9 +156,21 @@ def _copy_encoder_weights(classifier: PreTrainedModel, encoder_state: dict[str, 
             f"the encoder's weights do not fit {type(classifier).__name__}'s base model: "
             f"missing {missing[:5]}, unexpected {unexpected[:5]}"
         )
-    if result.missing_keys:
+    return [key for key in result.missing_keys if key.startswith("pooler.")]
+
+
+def _start_head_pooler(classifier: PreTrainedModel, stage1_pooling: str | None, missing: list[str]) -> None:
+    """Make the pooler that the head reads pass on what stage 1 trained.
+
+    A pooler that stage 1 pooled through is kept. Otherwise a pooler that the encoder lacked or
+    never trained (:func:`~hiercon.modeling.pooling.untrained_pooler`) starts as the identity, so
+    the head reads ``tanh`` of the first-token state instead of a near-constant or random feature.
+    """
+    if stage1_pooling == "pooler" and not missing:
+        return
+    if start_pooler(classifier.base_model, "auto", missing) is None and missing:
         warnings.warn(
-            f"the encoder has no pooler, so the classifier's pooler ({result.missing_keys}) starts at random; "
+            f"the encoder has no pooler, so the classifier's pooler ({missing}) starts at random; "
             "a linear probe would read untrained features",
             UserWarning,
             stacklevel=3,
@@ -173,8 +188,8 @@ def _pooling_record(encoder: PreTrainedModel, stage1_pooling: str | None) -> dic
     if mismatch:
         warnings.warn(
             f"stage 1 pooled with {stage1_pooling!r} but the {encoder.config.model_type} classification head "
-            f"reads {head_pooling!r} features: a linear probe (freeze_encoder=True) sees features the "
-            "contrastive loss never shaped; fine-tune the whole model in stage 2 instead",
+            f"reads {head_pooling!r} features: the head sees features the contrastive loss never shaped; "
+            "pool with 'auto' (model.pooling: auto) to train what the head reads",
             UserWarning,
             stacklevel=3,
         )
@@ -238,7 +253,11 @@ def build_classifier(
     else:
         encoder_state = weights_without_adapter(base)
     classifier = _new_classifier(base.config, task, names)
-    _copy_encoder_weights(classifier, encoder_state)
+    missing_pooler = _copy_encoder_weights(classifier, encoder_state)
+    stage1_pooling = provenance.get("pooling")
+    if stage1_pooling == "auto":
+        stage1_pooling = resolve_pooling("auto", base)
+    _start_head_pooler(classifier, stage1_pooling, missing_pooler)
     reference = next(base.parameters())
     classifier.to(device=reference.device, dtype=reference.dtype)
 

@@ -39,7 +39,7 @@ from hiercon.modeling.adapters import (
     merge_lora,
     save_base_and_adapter,
 )
-from hiercon.modeling.pooling import pool, resolve_pooling
+from hiercon.modeling.pooling import pool, resolve_pooling, start_pooler
 
 CONTRASTIVE_CONFIG_NAME = "hiercon_contrastive.json"
 HEAD_WEIGHTS_NAME = "projection_head.safetensors"
@@ -163,19 +163,27 @@ class ContrastiveModel(nn.Module):
         projection_dim: int | str | None = 128,
         projection_hidden_dim: int | None = None,
         peft_config: Any = None,
+        identity_pooler: str | bool = "auto",
         **from_pretrained_kwargs: Any,
     ) -> ContrastiveModel:
         """Wrap an encoder given as a model, a local folder or a Hub id (loaded with ``AutoModel``).
 
         ``peft_config`` (e.g. a ``peft.LoraConfig``) wraps the encoder with a LoRA adapter
-        (:func:`~hiercon.modeling.adapters.apply_lora`).
+        (:func:`~hiercon.modeling.adapters.apply_lora`). ``identity_pooler`` starts the encoder's
+        pooler as the identity: ``"auto"`` when the classification head reads the pooler and the
+        checkpoint's pooler is untrained (:func:`~hiercon.modeling.pooling.start_pooler`), or
+        always (``True``) or never (``False``).
         """
         if "trust_remote_code" in from_pretrained_kwargs:
             raise ConfigError(
                 "trust_remote_code is not supported; use an architecture shipped with transformers"
             )
+        missing_keys: list[str] = []
         if isinstance(path_or_model, (str, os.PathLike)):
-            encoder = AutoModel.from_pretrained(path_or_model, **from_pretrained_kwargs)
+            encoder, info = AutoModel.from_pretrained(
+                path_or_model, output_loading_info=True, **from_pretrained_kwargs
+            )
+            missing_keys = list(info.get("missing_keys", ()))
             base_model = str(path_or_model)
         elif isinstance(path_or_model, nn.Module):
             encoder = path_or_model
@@ -184,6 +192,7 @@ class ContrastiveModel(nn.Module):
             raise ConfigError(
                 f"path_or_model must be a path, a Hub id or a transformers model, got {type(path_or_model).__name__}"
             )
+        start_pooler(encoder, identity_pooler, missing_keys)
         if peft_config is not None:
             encoder = apply_lora(encoder, peft_config)
         return cls(encoder, pooling, projection_dim, projection_hidden_dim, base_model=base_model)

@@ -26,6 +26,7 @@ LabelFormat = Literal["names", "ids", "multi_hot", "paths"]
 LabelSpace = Literal["nodes", "leaves"]
 Stage2Mode = Literal["linear_probe", "full"]
 Sampler = Literal["multilabel", "random"]
+IdentityPooler = Literal["auto", "true", "false"]
 
 
 @functools.cache
@@ -170,7 +171,13 @@ class ModelArguments:
         default=DEFAULT_ENCODER,
         metadata={"help": "Folder or Hub id of the encoder; 'all-MiniLM-L6-v2' uses the packaged copy."},
     )
-    pooling: str = field(default="mean", metadata={"help": "How token/patch states become one vector."})
+    pooling: str = field(
+        default="auto",
+        metadata={
+            "help": "How token/patch states become one vector: auto (what the classification head reads), "
+            "mean, cls or pooler."
+        },
+    )
     projection_dim: int | None = field(
         default=128, metadata={"help": "Width of the stage-1 projection head; null for none."}
     )
@@ -188,11 +195,12 @@ class ModelArguments:
             "help": "With model_config: the processor to build, e.g. {class: ViTImageProcessor, size: ...}."
         },
     )
-    identity_pooler: bool = field(
-        default=False,
+    identity_pooler: IdentityPooler = field(
+        default="auto",
         metadata={
             "help": "Start the encoder's pooler layer (read by BERT-style classification heads) as the "
-            "identity, for checkpoints whose pooler was never trained (sentence-transformers models)."
+            "identity: auto when the checkpoint lacks its weights or its output is near-constant "
+            "(sentence-transformers models), or true / false."
         },
     )
     lora: bool = field(default=False, metadata={"help": "Train LoRA adapters instead of the full encoder."})
@@ -202,6 +210,11 @@ class ModelArguments:
     lora_target_modules: list[str] | None = None
 
     def __post_init__(self) -> None:
+        self.identity_pooler = str(self.identity_pooler).lower()  # type: ignore[assignment]
+        _require(
+            self.identity_pooler in ("auto", "true", "false"),
+            f"model.identity_pooler must be auto, true or false, got {self.identity_pooler!r}",
+        )
         _require(self.max_length > 0, f"model.max_length must be positive, got {self.max_length}")
         _require(
             self.projection_dim is None or self.projection_dim > 0,

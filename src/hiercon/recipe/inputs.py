@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
-import torch
 import transformers
 from datasets import Dataset
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer, PreTrainedModel
@@ -13,8 +13,11 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenize
 from hiercon.errors import ConfigError
 from hiercon.modality import IMAGE, TEXT, Modality, input_modality
 from hiercon.modeling.lengths import with_max_length
+from hiercon.modeling.pooling import start_pooler
 from hiercon.recipe.arguments import DEFAULT_ENCODER, DataArguments, ModelArguments
 from hiercon.recipe.data import CLUSTERS, LABELS
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_ENCODER_ALIASES = (DEFAULT_ENCODER, f"sentence-transformers/{DEFAULT_ENCODER}")
 
@@ -30,26 +33,24 @@ def resolve_encoder_path(name: str) -> str:
     return str(get_model_path())
 
 
-def set_identity_pooler(encoder: PreTrainedModel) -> None:
-    """Make the pooler's dense layer the identity, so that the pooled output is ``tanh([CLS] state)``."""
-    dense = getattr(getattr(encoder, "pooler", None), "dense", None)
-    if dense is None or dense.weight.shape[0] != dense.weight.shape[1]:
-        raise ConfigError(f"model.identity_pooler: {type(encoder).__name__} has no square pooler layer")
-    with torch.no_grad():
-        dense.weight.copy_(torch.eye(dense.weight.shape[0]))
-        dense.bias.zero_()
-
-
 def load_encoder(args: ModelArguments) -> PreTrainedModel:
-    """The encoder: pretrained weights, or a random initialisation from ``model_config``; with
-    ``identity_pooler``, its pooler starts as the identity."""
-    encoder = _load_encoder_weights(args)
-    if args.identity_pooler:
-        set_identity_pooler(encoder)
+    """The encoder: pretrained weights, or a random initialisation from ``model_config``.
+
+    Its pooler starts as the identity as ``model.identity_pooler`` says: ``auto`` when the
+    classification head reads the pooler and the checkpoint's pooler is missing or untrained
+    (:func:`~hiercon.modeling.pooling.start_pooler`).
+    """
+    encoder, missing_keys = _load_encoder_weights(args)
+    reason = start_pooler(encoder, args.identity_pooler, missing_keys)
+    if reason is not None:
+        logger.info(
+            "model.identity_pooler %s: the pooler starts as the identity (%s)", args.identity_pooler, reason
+        )
     return encoder
 
 
-def _load_encoder_weights(args: ModelArguments) -> PreTrainedModel:
+def _load_encoder_weights(args: ModelArguments) -> tuple[PreTrainedModel, list[str]]:
+    """The encoder and the names of the weights its checkpoint lacked (all, for a random initialisation)."""
     if args.model_config is not None:
         settings = dict(args.model_config)
         model_type = settings.pop("model_type", None)
@@ -57,12 +58,14 @@ def _load_encoder_weights(args: ModelArguments) -> PreTrainedModel:
             raise ConfigError("model.model_config needs a 'model_type' (e.g. vit, bert)")
         config = AutoConfig.for_model(model_type, **settings)
         config._name_or_path = args.model_name_or_path
-        return AutoModel.from_config(config)
+        encoder = AutoModel.from_config(config)
+        return encoder, [name for name, _ in encoder.named_parameters()]
     path = resolve_encoder_path(args.model_name_or_path)
     try:
-        return AutoModel.from_pretrained(path)
+        encoder, info = AutoModel.from_pretrained(path, output_loading_info=True)
     except (OSError, ValueError) as error:
         raise ConfigError(f"cannot load the encoder {args.model_name_or_path!r}: {error}") from None
+    return encoder, list(info.get("missing_keys", ()))
 
 
 def load_processor(args: ModelArguments, modality: Modality) -> Any:

@@ -95,6 +95,7 @@ def run_stage1(prepared: Prepared, callbacks: Sequence[TrainerCallback]) -> Stag
         pooling=args.model.pooling,
         projection_dim=args.model.projection_dim,
         peft_config=recipe_lora(args.model),
+        identity_pooler=False,  # load_encoder applied model.identity_pooler
     )
     model.contrastive_config.base_model = args.model.model_name_or_path
     trainer = ContrastiveTrainer(
