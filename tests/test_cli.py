@@ -5,22 +5,35 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 
 import hub_server
 import pytest
 from recipe_toy import GROUPS, toy_config
+from transformers import AutoTokenizer, pipeline
 
+from hiercon import MultiLabelPredictor
 from hiercon.cli import main
 
 fake_hub = hub_server.fake_hub
 
 
+# About 3,000 tokens: far beyond the tiny BERT's 64 position embeddings and the training max_length 16.
+LONG_TEXT = " ".join(["happy", "sad", "angry"] * 1000)
+TRAIN_WARNINGS: list[str] = []
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
+    """A toy run with the baseline; the warnings it raised are kept in ``TRAIN_WARNINGS``."""
     root = tmp_path_factory.mktemp("cli")
     settings = {"max_steps": 3, "save_steps": 3}
-    config = toy_config(root, stage1=settings, stage2=settings)
-    assert main(["train", str(config), "--stage2.learning_rate", "2e-3"]) == 0
+    stage2 = {**settings, "eval_strategy": "steps", "eval_steps": 1}
+    config = toy_config(root, stage1=settings, stage2=stage2, output={"compare_baseline": True})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["train", str(config), "--stage2.learning_rate", "2e-3"]) == 0
+    TRAIN_WARNINGS[:] = [str(warning.message) for warning in caught]
     return root
 
 
@@ -72,6 +85,39 @@ def test_predict_prints_labels_of_each_text(trained, capsys):
     assert all(
         entry["label"] in known and 0 <= entry["score"] <= 1 for line in lines for entry in line["labels"]
     )
+
+
+def test_a_cpu_run_warns_nothing_about_pinned_memory(trained):
+    assert not [message for message in TRAIN_WARNINGS if "pin_memory" in message]
+
+
+def test_every_folder_carries_a_tokenizer_bounded_by_the_training_max_length(trained):
+    work = trained / "model-work"
+    folders = [trained / "model", work / "stage1" / "final", work / "stage2" / "final", work / "baseline" / "final"]
+    for folder in folders:
+        assert AutoTokenizer.from_pretrained(folder).model_max_length == 16, folder
+
+
+def test_long_texts_predict_through_the_predictor_the_command_and_the_pipeline(trained, capsys):
+    folder = str(trained / "model")
+    predictor = MultiLabelPredictor.from_pretrained(folder)
+    assert predictor.max_length == 16
+    assert len(predictor.predict_proba([LONG_TEXT, "sad cry"])) == 2
+    assert MultiLabelPredictor.from_pretrained(folder, max_length=48).max_length == 48
+    assert main(["predict", folder, LONG_TEXT, "--json"]) == 0
+    assert main(["predict", folder, LONG_TEXT, "--max-length", "48", "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [line["input"] for line in lines] == [LONG_TEXT, LONG_TEXT]
+    classify = pipeline("text-classification", model=folder)
+    scores = classify(LONG_TEXT, top_k=None, truncation=True)  # the README's call
+    assert len(scores) == 7 and all(0 <= entry["score"] <= 1 for entry in scores)
+    with pytest.raises((RuntimeError, IndexError)):
+        classify(LONG_TEXT, top_k=None)  # untruncated, the text overruns the position embeddings
+
+
+def test_predict_refuses_a_max_length_below_one(trained, capsys):
+    assert main(["predict", str(trained / "model"), "sad", "--max-length", "0"]) == 2
+    assert "max_length must be a positive integer" in capsys.readouterr().err
 
 
 def test_push_and_failed_push(trained, fake_hub, capsys):

@@ -229,7 +229,7 @@ def test_demo_stages_get_the_training_arguments_they_always_had(tmp_path):
     """The demo is seeded: its stages must keep every TrainingArguments value (recipe defaults included)."""
     from transformers import TrainingArguments
 
-    from hiercon.recipe.prepare import training_arguments
+    from hiercon.recipe.prepare import accelerator_available, training_arguments
 
     arguments = load_recipe(
         REPO_ROOT / "configs" / "goemotions_demo.yaml", [f"output.output_dir={tmp_path / 'out'}"]
@@ -237,6 +237,7 @@ def test_demo_stages_get_the_training_arguments_they_always_had(tmp_path):
     common = {"seed": 42, "report_to": "none", "dataloader_num_workers": 0, "use_cpu": False}
     common |= {"save_strategy": "steps", "save_only_model": False, "gradient_accumulation_steps": 1}
     common |= {"weight_decay": 0.0, "lr_scheduler_type": "linear", "save_total_limit": 2}
+    common |= {"dataloader_pin_memory": accelerator_available()}  # pinned only with an accelerator
     expected = {
         "stage1": dict(
             common,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +12,9 @@ import pytest
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
 from hiercon.errors import ConfigError, UnknownLabelError
+from hiercon.recipe import data as recipe_data
 from hiercon.recipe.arguments import DataArguments
+from hiercon.recipe.config import load_recipe
 from hiercon.recipe.data import LABELS, load_recipe_data
 
 EDGES = "parent\tchild\nroot\tpositive\nroot\tnegative\npositive\tjoy\npositive\tlove\nnegative\tanger\n"
@@ -146,6 +149,7 @@ def test_multi_hot_vector_and_one_column_per_label(tmp_path, taxonomy_file):
         label_columns=["hot"],
         label_format="multi_hot",
         validation_split=None,
+        test_split=None,
         validation_fraction=0.5,
     )
     data = load_recipe_data(args, seed=0)
@@ -159,6 +163,7 @@ def test_multi_hot_vector_and_one_column_per_label(tmp_path, taxonomy_file):
         label_columns=["joy", "anger"],
         label_format="multi_hot",
         validation_split=None,
+        test_split=None,
         validation_fraction=0.5,
     )
     data = load_recipe_data(args, seed=0)
@@ -231,3 +236,63 @@ def test_shipped_goemotions_sample_loads_with_its_taxonomy(shipped_data):
     for row in decoded(data, "train"):
         emotions = [label for label in row if label.startswith("emotion:")]
         assert emotions and all(a in row for e in emotions for a in data.taxonomy.ancestors(e))
+
+
+def test_a_named_split_missing_from_the_data_is_an_error_unless_null_asks_for_the_fallback(tmp_path):
+    write_split_files(tmp_path / "data", ".jsonl")
+    (tmp_path / "data" / "test_part.jsonl").unlink()
+    args = DataArguments(dataset=str(tmp_path / "data"))
+    with pytest.raises(ConfigError) as error:
+        load_recipe_data(args)
+    message = str(error.value)
+    assert "no split 'test' (data.test_split)" in message
+    assert "splits found: ['train', 'validation']" in message
+    assert "'train_part.jsonl', 'validation_part.jsonl'" in message and "data.test_split: null" in message
+    args.test_split = None
+    data = load_recipe_data(args)
+    assert data.test["text"] == data.validation["text"] == ["glad", "rage"]
+
+
+def test_a_missing_validation_split_is_an_error_unless_it_is_held_out(tmp_path):
+    write_split_files(tmp_path / "data", ".jsonl")
+    args = DataArguments(dataset=str(tmp_path / "data"), validation_split="dev")
+    with pytest.raises(ConfigError, match=r"no split 'dev' \(data.validation_split\).*validation_split: null"):
+        load_recipe_data(args)
+    args.validation_split, args.validation_fraction = None, 0.5
+    data = load_recipe_data(args)
+    assert (len(data.train), len(data.validation), len(data.test)) == (2, 2, 2)
+
+
+@pytest.mark.parametrize(
+    "name", ["./absent", "absent.jsonl", "data/absent/train", "~/hiercon-absent-folder", "{tmp}/absent"]
+)
+def test_a_missing_local_path_is_named_at_once_without_the_hub(tmp_path, monkeypatch, name):
+    def no_hub(*args, **kwargs):
+        raise AssertionError(f"the Hub was asked for {args[0]!r}")
+
+    monkeypatch.setattr(recipe_data, "load_dataset", no_hub)
+    source = name.format(tmp=tmp_path)
+    started = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"does not exist"):
+        load_recipe_data(DataArguments(dataset=source))
+    assert time.perf_counter() - started < 2.0
+
+
+def test_a_recipe_file_names_its_missing_data_folder_at_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(recipe_data, "load_dataset", lambda *args, **kwargs: pytest.fail("the Hub was asked"))
+    config = tmp_path / "recipe.yaml"
+    config.write_text("data:\n  dataset: data/goemotions/raw\n", encoding="utf-8")
+    started = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"data.dataset 'data/goemotions/raw' does not exist"):
+        load_recipe(config)
+    assert time.perf_counter() - started < 2.0
+
+
+def test_label_encoding_has_a_deterministic_fingerprint(tmp_path, taxonomy_file):
+    write_split_files(tmp_path / "data", ".jsonl")
+    args = DataArguments(dataset=str(tmp_path / "data"), taxonomy=str(taxonomy_file))
+    first, second = load_recipe_data(args), load_recipe_data(args)
+    for split in ("train", "validation", "test"):
+        assert first.splits()[split]._fingerprint == second.splits()[split]._fingerprint
+    args.label_template = "{}"
+    assert load_recipe_data(args).train._fingerprint != first.train._fingerprint

@@ -29,6 +29,7 @@ import argparse
 import dataclasses
 import difflib
 import functools
+import re
 import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -296,12 +297,19 @@ def find_local(value: str) -> Path | None:
 
 
 def looks_like_path(value: str) -> bool:
-    """A local path by its spelling: ``./x``, ``../x``, ``/x``, ``~`` or a data file suffix."""
+    """A local path by its spelling, never a Hub name (``name`` or ``owner/name``): ``./x``, ``../x``,
+    ``/x``, ``~``, a Windows path, more than one ``/``, or a data file suffix."""
     lowered = value.lower()
     for suffix in COMPRESSION_SUFFIXES:
         if lowered.endswith(suffix):
             lowered = lowered[: -len(suffix)]
-    return value.startswith((".", "/", "~")) or lowered.endswith(DATA_SUFFIXES)
+    return (
+        value.startswith((".", "/", "~"))
+        or "\\" in value
+        or re.match(r"^[A-Za-z]:", value) is not None
+        or value.count("/") > 1
+        or lowered.endswith(DATA_SUFFIXES)
+    )
 
 
 def require_local(value: str, what: str) -> str:
@@ -321,7 +329,10 @@ def resolve_paths(arguments: RecipeArguments) -> None:
         if found is not None:
             data.dataset = str(found)
         elif looks_like_path(data.dataset):
-            raise ConfigError(f"data.dataset {data.dataset!r} does not exist")
+            raise ConfigError(
+                f"data.dataset {data.dataset!r} does not exist (a local path, read from the recipe file's "
+                "folder, then the current directory; a Hub dataset is named 'name' or 'owner/name')"
+            )
     if data.data_files is not None:
         data.data_files = {
             split: (

@@ -24,6 +24,7 @@ columns are read as one label each, named after the column.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -32,11 +33,12 @@ from typing import Any
 
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, load_dataset, load_from_disk
+from datasets.fingerprint import Hasher
 
 from hiercon.errors import ConfigError, UnknownLabelError
 from hiercon.modality import input_modality
 from hiercon.recipe.arguments import DataArguments
-from hiercon.recipe.config import COMPRESSION_SUFFIXES, closest
+from hiercon.recipe.config import COMPRESSION_SUFFIXES, closest, looks_like_path
 from hiercon.recipe.hierarchy_spec import COOCCURRENCE, HierarchySpec, parse_spec
 from hiercon.recipe.label_mapping import LabelMapping, resolve_mapping, template_advice
 from hiercon.taxonomy import LabelSpace, LabelTaxonomy
@@ -133,6 +135,8 @@ def load_raw(args: DataArguments) -> DatasetDict:
         return _load_files(discover_split_files(path, split_names))
     if path.is_file():
         return _load_files({args.train_split: [str(path)]})
+    if looks_like_path(source):
+        raise ConfigError(f"data.dataset {source!r} does not exist (no such file or folder)")
     try:
         return load_dataset(source, args.dataset_config)
     except Exception as error:  # the Hub client raises many kinds
@@ -144,6 +148,13 @@ def _load_files(files: dict[str, list[str]]) -> DatasetDict:
     return load_dataset(builder, data_files=files, **options)
 
 
+#: What ``null`` means for each optional split of the config.
+SPLIT_FALLBACKS = {
+    "validation_split": "hold out data.validation_fraction of train",
+    "test_split": "measure the test metrics on the validation split",
+}
+
+
 def subsample(dataset: Dataset, limit: int | None, seed: int) -> Dataset:
     """A seeded random subset of at most ``limit`` rows (all rows when ``limit`` is None)."""
     if limit is None or limit >= len(dataset):
@@ -151,29 +162,72 @@ def subsample(dataset: Dataset, limit: int | None, seed: int) -> Dataset:
     return dataset.shuffle(seed=seed).select(range(limit)).flatten_indices()
 
 
+def stable_part(value: Any) -> Any:
+    """``value`` as a ``map`` fingerprint reads it: a label space or taxonomy by its content (its
+    cached sparse tensors cannot be hashed), a dataset by its fingerprint, anything else as it is."""
+    if isinstance(value, LabelSpace):
+        return ("label_space", value.columns, value.taxonomy.to_dict())
+    if isinstance(value, LabelTaxonomy):
+        return value.to_dict()
+    if isinstance(value, Dataset):
+        return value._fingerprint
+    return value
+
+
+@functools.cache
+def encoding_code() -> str:
+    """A hash of the code that encodes labels, so that a changed encoder never reuses a cached result."""
+    from hiercon.taxonomy import label_space
+
+    return Hasher.hash([Path(__file__).read_bytes(), Path(label_space.__file__).read_bytes()])
+
+
+def encoding_fingerprint(dataset: Dataset, reader: Any, *parts: Any) -> str:
+    """A deterministic fingerprint for encoding ``dataset``'s labels with ``reader`` (and ``parts``)."""
+    state = {key: stable_part(value) for key, value in sorted(vars(reader).items())}
+    return Hasher.hash([encoding_code(), dataset._fingerprint, state, [stable_part(part) for part in parts]])
+
+
+def source_files(args: DataArguments) -> list[str]:
+    """The data files a folder source holds (names only), for messages about its splits."""
+    folder = Path(str(args.dataset)) if args.dataset and not args.data_files else None
+    if folder is None or not folder.is_dir():
+        return []
+    return sorted(path.name for path in folder.iterdir() if path.is_file() and file_suffix(path) in BUILDERS)
+
+
+def missing_split_error(raw: DatasetDict, args: DataArguments, option: str, fallback: str) -> ConfigError:
+    """The error for a split that ``data.<option>`` names and the data lacks: the splits (and files) found,
+    and the ``null`` setting that asks for the fallback."""
+    files = source_files(args)
+    found = f"splits found: {list(raw)}" + (f" (files: {files})" if files else "")
+    return ConfigError(
+        f"the data has no split {getattr(args, option)!r} (data.{option}); {found}. Add that split, "
+        f"or set data.{option}: null to {fallback}"
+    )
+
+
 def pick_splits(raw: DatasetDict, args: DataArguments, seed: int) -> tuple[Dataset, Dataset, Dataset]:
-    """(train, validation, test): validation is held out of train when absent; test falls back to validation."""
+    """(train, validation, test). A split the config names must exist; ``validation_split: null`` holds
+    ``validation_fraction`` of train out, ``test_split: null`` scores the test metrics on validation."""
     if args.train_split not in raw:
         raise ConfigError(
             f"dataset has no split {args.train_split!r} (data.train_split); splits: {list(raw)}"
         )
+    for option, fallback in SPLIT_FALLBACKS.items():
+        if getattr(args, option) is not None and getattr(args, option) not in raw:
+            raise missing_split_error(raw, args, option, fallback)
     train = raw[args.train_split]
-    if args.validation_split and args.validation_split in raw:
+    if args.validation_split is not None:
         validation = raw[args.validation_split]
     else:
-        logger.warning(
-            "no validation split %r: holding out %.0f%% of train",
-            args.validation_split,
-            100 * args.validation_fraction,
-        )
+        logger.info("data.validation_split is null: holding out %.0f%% of train", 100 * args.validation_fraction)
         parts = train.train_test_split(test_size=args.validation_fraction, seed=seed)
         train, validation = parts["train"], parts["test"]
-    if args.test_split and args.test_split in raw:
+    if args.test_split is not None:
         test = raw[args.test_split]
     else:
-        logger.warning(
-            "no test split %r: the test metrics are measured on the validation split", args.test_split
-        )
+        logger.info("data.test_split is null: the test metrics are measured on the validation split")
         test = validation
     return (
         subsample(train, args.max_train_samples, seed),
@@ -361,6 +415,7 @@ def encode_split(
         with_indices=True,
         remove_columns=removed,
         num_proc=args.preprocessing_num_workers,
+        new_fingerprint=encoding_fingerprint(dataset, reader, label_space, split, cluster_ids, cluster_column),
         desc=f"Encoding {split} labels",
     )
 

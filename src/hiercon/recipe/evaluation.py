@@ -82,9 +82,11 @@ def evaluate_model_folder(
     from transformers import AutoImageProcessor, AutoTokenizer, TrainingArguments
 
     from hiercon.modeling.classifier import load_classifier, read_hiercon_config, read_labels, read_taxonomy
+    from hiercon.modeling.lengths import inference_max_length
     from hiercon.recipe.arguments import ModelArguments
     from hiercon.recipe.data import load_labelled_split
     from hiercon.recipe.inputs import model_inputs
+    from hiercon.recipe.prepare import accelerator_available
     from hiercon.taxonomy import LabelTaxonomy
     from hiercon.training import ClassifierTrainer
 
@@ -97,7 +99,7 @@ def evaluate_model_folder(
         data.text_column, data.image_column = data.text_column or "text", None
     space = LabelSpace(taxonomy, record["label_space"])
     dataset = load_labelled_split(data, split, space, limit)
-    length = max_length or min(int(getattr(processor, "model_max_length", 512) or 512), 512)
+    length = max_length or inference_max_length(processor, classifier.config) or 512
     inputs = model_inputs(
         dataset, processor, data, ModelArguments(max_length=length), classifier.config, split
     )
@@ -105,7 +107,10 @@ def evaluate_model_folder(
         trainer = ClassifierTrainer(
             model=classifier,
             args=TrainingArguments(
-                output_dir=scratch, per_device_eval_batch_size=batch_size, report_to="none"
+                output_dir=scratch,
+                per_device_eval_batch_size=batch_size,
+                report_to="none",
+                dataloader_pin_memory=accelerator_available(),
             ),
             processing_class=processor,
         )

@@ -57,14 +57,26 @@ class Prepared:
     output_dir: Path
 
 
+def accelerator_available() -> bool:
+    """Whether torch sees an accelerator (pinned memory helps only then; without one torch warns)."""
+    import torch
+
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is not None:
+        return bool(accelerator.is_available())
+    return torch.cuda.is_available()
+
+
 def training_arguments(stage: StageSection, output: OutputArguments, run_dir: Path) -> TrainingArguments:
     """The stage's ``TrainingArguments``, later entries winning: the recipe's choices (seed, full
     checkpoints for resuming), the recipe's defaults for the run and the stage, the run-wide values
-    given in ``output``, the stage's given values, and the stage's run folder."""
+    given in ``output``, the stage's given values, and the stage's run folder. Memory is pinned
+    only when there is an accelerator."""
     values: dict[str, Any] = {
         "seed": output.seed,
         "save_strategy": "steps",
         "save_only_model": False,
+        "dataloader_pin_memory": accelerator_available(),
         **output.TRAINING_DEFAULTS,
         **stage.recipe_defaults(),
         **output.training_args,

@@ -130,6 +130,17 @@ class LabelTaxonomy(LoadersMixin, ExportMixin, TensorsMixin, LabelSetsMixin):
     def _edge_key(self) -> tuple[tuple[int, int], ...]:
         return tuple(zip(self._edge_parent.tolist(), self._edge_child.tolist()))
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The labels and edges without the cached tensors (rebuilt on first use): pickles, copies and
+        ``datasets`` fingerprints of a taxonomy never hold a sparse tensor and do not depend on its use."""
+        cached = {
+            name
+            for klass in type(self).__mro__
+            for name, value in vars(klass).items()
+            if isinstance(value, cached_property)
+        }
+        return {key: value for key, value in self.__dict__.items() if key not in cached}
+
     def __repr__(self) -> str:
         shared = sum(1 for parents in self._parent_lists if len(parents) > 1)
         dag = f", {shared} with several parents" if shared else ""
