@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -229,3 +230,66 @@ def test_metadata_lists_labels_up_to_the_limit() -> None:
     names = [f"label_{i}" for i in range(YAML_LABEL_LIMIT + 1)]
     many = HierconCardData("a/b", label_names=names).to_dict()["hiercon"]
     assert many["num_labels"] == YAML_LABEL_LIMIT + 1 and "labels" not in many
+
+
+URL = re.compile(r"https?://[^\s)\"'<>\]`]+")
+
+
+@pytest.mark.parametrize("base_model", ["packaged", "all-MiniLM-L6-v2"])
+def test_recipe_card_urls_all_come_from_the_config(tmp_path: Path, base_model: str) -> None:
+    """The card links the base model, the model and the data set on the Hub, built from the run's
+    config, and nothing else; its ``base_model`` is the Hub id of the packaged all-MiniLM-L6-v2."""
+    from types import SimpleNamespace
+
+    from recipe_toy import toy_config
+
+    from hiercon.recipe.card import write_recipe_card
+    from hiercon.recipe.config import load_recipe
+    from hiercon.recipe.data import LABELS, load_recipe_data
+    from hiercon.recipe.inputs import resolve_encoder_path
+
+    name = resolve_encoder_path("all-MiniLM-L6-v2") if base_model == "packaged" else base_model
+    config_file = toy_config(tmp_path, model={"model_name_or_path": name}, output={"hub_model_id": "tester/toy"})
+    args = load_recipe(config_file)
+    data = load_recipe_data(args.data, label_space=args.stage2.label_space)
+    args.data.dataset = "tester/toy-emotions"  # read locally above, published as a Hub data set
+    labels = data.label_space.names
+    config = tiny_bert_config(
+        40, num_labels=len(labels), problem_type="multi_label_classification", id2label=dict(enumerate(labels))
+    )
+    config.hiercon = {
+        "taxonomy": data.taxonomy.to_dict(),
+        "label_space": "nodes",
+        "thresholds": [0.5] * len(labels),
+        "stage1": {"loss": "SupConLoss", "base_model": name},
+    }
+    truth = np.asarray(data.test[LABELS]).astype(int)
+    scores = np.clip(truth * 0.6 + 0.2, 0, 1)
+    results = {"test": multilabel_metrics(truth, scores, [0.5] * len(labels))}
+    per_label = per_label_report(truth, scores, [0.5] * len(labels), labels)
+    prepared = SimpleNamespace(args=args, data=data)
+    text = write_recipe_card(tmp_path / "model", prepared, config, results, per_label).read_text()
+
+    hub_id = "sentence-transformers/all-MiniLM-L6-v2"
+    metadata = front_matter(text)
+    assert metadata["base_model"] == hub_id and metadata["datasets"] == ["tester/toy-emotions"]
+    derived = {
+        f"https://huggingface.co/{hub_id}",
+        f"https://huggingface.co/{args.output.hub_model_id}",
+        f"https://huggingface.co/datasets/{args.data.dataset}",
+    }
+    urls = set(URL.findall(text))
+    assert f"https://huggingface.co/{hub_id}" in urls
+    assert urls <= derived, urls - derived
+    assert 'model="tester/toy"' in text and "truncation=True" in text
+
+
+def test_package_readme_and_card_templates_link_no_made_up_address() -> None:
+    """Only Hub links built from a card's own values: no homepage or repository address is invented."""
+    from hiercon.hub.model_card import ENCODER_TEMPLATE_PATH, TEMPLATE_PATH
+
+    root = Path(__file__).resolve().parents[1]
+    hub_sources = sorted((root / "src" / "hiercon" / "hub").glob("*.py"))
+    for path in [root / "pyproject.toml", root / "README.md", TEMPLATE_PATH, ENCODER_TEMPLATE_PATH, *hub_sources]:
+        for url in URL.findall(path.read_text(encoding="utf-8")):
+            assert url.startswith("https://huggingface.co/{{"), f"{path.name} links {url}"

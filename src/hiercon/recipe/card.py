@@ -44,6 +44,19 @@ def dataset_name(prepared: Any) -> str:
     return Path(str(source[0] if isinstance(source, list) else source)).name
 
 
+def hub_datasets(prepared: Any) -> list[str]:
+    """The run's data as Hub dataset ids: ``data.dataset`` when it names a Hub dataset (no local path
+    and no ``data_files``), else nothing."""
+    from hiercon.hub.model_ids import is_local_path
+    from hiercon.recipe.config import looks_like_path
+
+    data = prepared.args.data
+    source = data.dataset
+    if not source or data.data_files or is_local_path(source) or looks_like_path(source) or Path(source).exists():
+        return []
+    return [str(source)]
+
+
 def split_statistics(prepared: Any, label_names: list[str]) -> dict[str, dict[str, Any]]:
     from hiercon.hub.model_card import dataset_statistics
 
@@ -89,6 +102,7 @@ def write_recipe_card(
         **{key: getattr(args.stage2, key) for key in STAGE2_KEYS},
     }
     data.dataset_name = dataset_name(prepared)
+    data.datasets = hub_datasets(prepared) or data.datasets
     data.dataset_statistics = split_statistics(prepared, data.label_names)
     data.metrics, data.eval_split, data.per_label = results["test"], "test", per_label
     if results.get("baseline"):
