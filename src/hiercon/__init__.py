@@ -17,6 +17,7 @@ _EXPORTS: dict[str, str] = {
     "ContrastiveModel": "hiercon.modeling",
     "ContrastiveTrainer": "hiercon.training",
     "ClassifierTrainer": "hiercon.training",
+    "JointClassifierTrainer": "hiercon.training",
     "build_classifier": "hiercon.modeling",
     "MultiLabelPredictor": "hiercon.inference",
     "HierconError": "hiercon.errors",
@@ -32,6 +33,7 @@ __all__ = [
     "ContrastiveModel",
     "ContrastiveTrainer",
     "HierconError",
+    "JointClassifierTrainer",
     "LabelFormatError",
     "LabelSpace",
     "LabelTaxonomy",
@@ -55,6 +57,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from hiercon.inference import MultiLabelPredictor
     from hiercon.modeling import ContrastiveModel, build_classifier
     from hiercon.taxonomy import LabelSpace, LabelTaxonomy
-    from hiercon.training import ClassifierTrainer, ContrastiveTrainer
+    from hiercon.training import ClassifierTrainer, ContrastiveTrainer, JointClassifierTrainer
 
 __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

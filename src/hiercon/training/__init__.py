@@ -1,5 +1,5 @@
-"""Trainers: stage 1 (:class:`ContrastiveTrainer`) and stage 2 (``ClassifierTrainer``), with their
-batch samplers, collators and callbacks.
+"""Trainers: stage 1 (:class:`ContrastiveTrainer`) and stage 2 (``ClassifierTrainer``; the one-stage
+``JointClassifierTrainer``), with their batch samplers, collators and callbacks.
 
 Stage-1 metrics and threshold tuning live in :mod:`hiercon.metrics`, the stage-2 losses in
 :mod:`hiercon.losses`, the hierarchical k-means in :mod:`hiercon.taxonomy`.
@@ -19,9 +19,16 @@ __all__ = [
     "ClusterCallback",
     "ContrastiveDataCollator",
     "ContrastiveTrainer",
+    "JointClassifierTrainer",
     "MomentumCallback",
     "MultiLabelBatchSampler",
     "predict_embeddings",
 ]
 
-__getattr__, __dir__ = lazy_exports(globals(), {"ClassifierTrainer": "hiercon.training.classifier_trainer"})
+__getattr__, __dir__ = lazy_exports(
+    globals(),
+    {
+        "ClassifierTrainer": "hiercon.training.classifier_trainer",
+        "JointClassifierTrainer": "hiercon.training.joint_trainer",
+    },
+)
