@@ -256,3 +256,36 @@ def test_unknown_architecture_is_refused(tmp_path):
     save_tiny_bert(tmp_path)
     with pytest.raises(ConfigError, match="ForSequenceClassification"):
         MultiLabelPredictor.from_pretrained(tmp_path)
+
+
+def test_a_tokenizer_without_a_limit_is_saved_bounded_by_the_position_embeddings(tmp_path, taxonomy):
+    """A 3,000-token text overruns a 512-position BERT; the saved tokenizer truncates it at 512."""
+    encoder_dir = save_tiny_bert(tmp_path / "encoder", max_position_embeddings=512)
+    tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
+    tokenizer.model_max_length = int(1e30)  # what a tokenizer saved without a limit reports
+    classifier = build_classifier(ContrastiveModel.from_encoder(str(encoder_dir), pooling="cls"), taxonomy)
+    trainer = ClassifierTrainer(classifier, _args(tmp_path / "run"), processing_class=tokenizer)
+    trainer.save_model(str(tmp_path / "classifier"))
+    assert tokenizer.model_max_length == int(1e30), "the trainer's tokenizer is left as it was"
+    assert AutoTokenizer.from_pretrained(tmp_path / "classifier").model_max_length == 512
+
+    long_text = " ".join(["happy", "sad", "mad"] * 1000)
+    assert len(tokenizer(long_text)["input_ids"]) > 3000
+    predictor = MultiLabelPredictor.from_pretrained(tmp_path / "classifier")
+    assert predictor.max_length == 512
+    assert predictor.predict_proba([long_text]).shape == (1, taxonomy.num_labels)
+    unbounded = pipeline("text-classification", model=str(tmp_path / "classifier"), tokenizer=tokenizer)
+    with pytest.raises((RuntimeError, IndexError)):
+        unbounded(long_text, top_k=None)
+    assert MultiLabelPredictor.from_pipeline(unbounded).max_length == 512  # the position limit
+    assert len(MultiLabelPredictor.from_pipeline(unbounded).predict_proba(long_text)[0]) == taxonomy.num_labels
+
+
+def test_the_position_limit_of_padding_offset_models():
+    from transformers import BertConfig, RobertaConfig
+
+    from hiercon.modeling.lengths import position_limit
+
+    assert position_limit(RobertaConfig(max_position_embeddings=514, pad_token_id=1)) == 512
+    assert position_limit(BertConfig(max_position_embeddings=512)) == 512
+    assert position_limit(object()) is None
