@@ -145,6 +145,14 @@ def test_refuses_a_missing_split(toy, capsys) -> None:
     )
 
 
+def test_refuses_a_missing_test_split(toy, capsys) -> None:
+    refused(
+        [str(toy), "--data.test_split", "exam"],
+        capsys,
+        r"the data has no split 'exam' \(data.test_split\); splits found: .*set data.test_split: null",
+    )
+
+
 def test_refuses_an_unknown_config_key(toy, capsys) -> None:
     refused(
         [str(toy), "--stage1.learning_rat", "1e-4"],
