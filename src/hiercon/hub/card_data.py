@@ -164,7 +164,13 @@ class HierconCardData(CardData):
 
     def all_citations(self) -> list[str]:
         """The losses' citations, then the others, each once."""
-        entries = [self.stage1.get("citation"), self.stage2.get("citation"), *self.citations]
+        contrastive = self.stage2.get("contrastive") or {}  # the joint mode's contrastive loss
+        entries = [
+            self.stage1.get("citation"),
+            self.stage2.get("citation"),
+            contrastive.get("citation"),
+            *self.citations,
+        ]
         return list(dict.fromkeys(entry.strip() for entry in entries if entry and str(entry).strip()))
 
     def check(self) -> None:

@@ -112,9 +112,21 @@ def _settings_table(settings: Mapping[str, Any]) -> str:
     return markdown_table(("setting", "value"), rows) or "Not recorded.\n"
 
 
+NESTED_SETTINGS = ("contrastive", "head_fit")
+
+
+def _nested_settings(record: Mapping[str, Any]) -> dict[str, Any]:
+    settings = {key: value for key, value in record.items() if key not in ("citation", "loss_config")}
+    settings.update({f"loss.{key}": value for key, value in (record.get("loss_config") or {}).items()})
+    return settings
+
+
 def _stage_settings(record: Mapping[str, Any], hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
     """A stage's record (its loss and the loss's options first) and then its training settings."""
     settings = {key: value for key, value in record.items() if key not in ("citation", "base_model")}
+    for key in NESTED_SETTINGS:  # e.g. the joint mode's contrastive loss, one row per setting
+        for name, value in _nested_settings(settings.pop(key, None) or {}).items():
+            settings[f"{key}.{name}"] = value
     loss_config = settings.pop("loss_config", None) or {}
     return without_local_paths(
         {

@@ -18,13 +18,14 @@ from typing import Any, ClassVar, Literal
 
 from hiercon.errors import ConfigError
 from hiercon.recipe.hierarchy_spec import parse_spec, spec_text
-from hiercon.recipe.loss_registry import loss_entry
+from hiercon.recipe.loss_registry import loss_entry, loss_name
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 
 LabelFormat = Literal["names", "ids", "multi_hot", "paths"]
 LabelSpace = Literal["nodes", "leaves"]
-Stage2Mode = Literal["linear_probe", "full"]
+Stage2Mode = Literal["full", "linear_probe", "head", "head_then_full", "joint"]
+ThresholdFallback = Literal["level", "global"]
 Sampler = Literal["multilabel", "random"]
 IdentityPooler = Literal["auto", "true", "false"]
 
@@ -390,14 +391,22 @@ class Stage1Arguments(StageSection):
 
 @dataclass
 class Stage2Arguments(StageSection):
-    """The classification head (and optionally the encoder) trained with BCE on the taxonomy's labels."""
+    """The classification head (and optionally the encoder) trained with BCE on the taxonomy's labels.
+
+    ``mode``: ``full`` fine-tunes encoder and head; ``linear_probe`` trains the head alone by gradient
+    descent; ``head`` fits the head to convergence on the frozen encoder's features (L-BFGS, no gradient
+    steps); ``head_then_full`` fits the head, then fine-tunes everything (LP-FT); ``joint`` trains BCE
+    plus ``contrastive_weight`` times the ``stage1.loss`` in one run, and stage 1 does not run.
+    """
 
     SECTION: ClassVar[str] = "stage2"
     TRAINING_DEFAULTS: ClassVar[dict[str, Any]] = stage_training_defaults(
         num_train_epochs=3.0, per_device_eval_batch_size=64
     )
 
-    mode: Stage2Mode = "full"
+    mode: Stage2Mode = field(
+        default="full", metadata={"help": "full | linear_probe | head | head_then_full | joint."}
+    )
     label_space: LabelSpace = "nodes"
     head_learning_rate: float | None = field(
         default=None, metadata={"help": "Learning rate of the classification head; null: learning_rate."}
@@ -405,7 +414,25 @@ class Stage2Arguments(StageSection):
     consistency_weight: float = field(
         default=0.0, metadata={"help": "Weight of the penalty on children scoring above their parents."}
     )
+    head_l2: float = field(
+        default=1.0,
+        metadata={"help": "L2 penalty of the head fit (modes head, head_then_full); scikit-learn's 1 / C."},
+    )
+    contrastive_weight: float = field(
+        default=0.1, metadata={"help": "Weight of the stage-1 loss added to BCE in the joint mode."}
+    )
     tune_thresholds: bool = field(default=True, metadata={"help": "Pick per-label thresholds on validation."})
+    threshold_min_positives: int = field(
+        default=5,
+        metadata={"help": "Validation positives a label needs for a tuned threshold of its own."},
+    )
+    threshold_fallback: ThresholdFallback = field(
+        default="level",
+        metadata={
+            "help": "Threshold of a label with fewer positives: the micro-F1 one of its taxonomy level "
+            "pooled (level) or of all labels pooled (global)."
+        },
+    )
     threshold: float = field(default=0.5, metadata={"help": "Decision threshold when not tuning."})
     training_args: dict[str, Any] = field(
         default_factory=dict, metadata={"help": "transformers.TrainingArguments of this stage."}
@@ -421,6 +448,15 @@ class Stage2Arguments(StageSection):
         _require(
             self.consistency_weight >= 0,
             f"stage2.consistency_weight must be >= 0, got {self.consistency_weight}",
+        )
+        _require(self.head_l2 >= 0, f"stage2.head_l2 must be >= 0, got {self.head_l2}")
+        _require(
+            self.contrastive_weight >= 0,
+            f"stage2.contrastive_weight must be >= 0, got {self.contrastive_weight}",
+        )
+        _require(
+            self.threshold_min_positives >= 0,
+            f"stage2.threshold_min_positives must be >= 0, got {self.threshold_min_positives}",
         )
         self._check_schedule()
 
@@ -501,6 +537,15 @@ class RecipeArguments:
     stage1: Stage1Arguments = field(default_factory=Stage1Arguments)
     stage2: Stage2Arguments = field(default_factory=Stage2Arguments)
     output: OutputArguments = field(default_factory=OutputArguments)
+
+    def __post_init__(self) -> None:
+        feeds = loss_entry(self.stage1.loss).feeds
+        _require(
+            self.stage2.mode != "joint" or feeds == "labels",
+            f"stage2.mode 'joint' trains stage1.loss on the classifier's labelled batches, but "
+            f"{loss_name(self.stage1.loss)!r} is fed with {feeds}; choose a loss fed with labels "
+            "(e.g. supcon, jaccard_supcon, mulsupcon, reg) or another stage2.mode",
+        )
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Plain nested dict (the same shape as a recipe YAML file)."""

@@ -34,8 +34,20 @@ STAGE2_KEYS = (
     "per_device_train_batch_size",
     "learning_rate",
     "consistency_weight",
+    "head_l2",
+    "contrastive_weight",
     "tune_thresholds",
+    "threshold_min_positives",
+    "threshold_fallback",
 )
+# Settings that only apply in some stage-2 modes.
+MODE_KEYS = {"head_l2": ("head", "head_then_full"), "contrastive_weight": ("joint",)}
+MODE_NAMES = {"joint": "hiercon (joint)"}
+
+
+def applies(key: str, mode: str) -> bool:
+    """Whether a stage-2 setting applies in ``mode``."""
+    return key not in MODE_KEYS or mode in MODE_KEYS[key]
 
 
 def dataset_name(prepared: Any) -> str:
@@ -99,7 +111,7 @@ def write_recipe_card(
     data.stage2 = {"loss": "bce", **data.stage2}
     data.stage2_hyperparameters = {
         **data.stage2_hyperparameters,
-        **{key: getattr(args.stage2, key) for key in STAGE2_KEYS},
+        **{key: getattr(args.stage2, key) for key in STAGE2_KEYS if applies(key, args.stage2.mode)},
     }
     data.dataset_name = dataset_name(prepared)
     data.datasets = hub_datasets(prepared) or data.datasets
@@ -107,7 +119,7 @@ def write_recipe_card(
     data.metrics, data.eval_split, data.per_label = results["test"], "test", per_label
     if results.get("baseline"):
         data.comparison = {
-            "hiercon (two-stage)": results["test"],
+            MODE_NAMES.get(args.stage2.mode, "hiercon (two-stage)"): results["test"],
             "BCE baseline (same budget)": results["baseline"],
         }
     data.example_input = example_input(prepared) or data.example_input

@@ -57,7 +57,9 @@ def run_recipe(args: RecipeArguments, callbacks: Sequence[TrainerCallback] = ())
         "stage1": stage1_metrics,
         "baseline": baseline_metrics,
         "comparison_markdown": comparison,
+        "stage2_mode": args.stage2.mode,
         "budget": {
+            "stage2_mode": args.stage2.mode,
             "stage1_steps": stage1.steps,
             "stage2_steps": stage2.steps,
             "encoder_passes": encoder_passes,

@@ -30,15 +30,23 @@ __all__ = [
 
 
 def set_decision_thresholds(trainer: Any, prepared: Prepared) -> np.ndarray:
-    """Per-label thresholds tuned on validation, or the fixed threshold, stored in the model config."""
+    """Per-label thresholds tuned on validation (labels with fewer than ``stage2.threshold_min_positives``
+    positives take the ``stage2.threshold_fallback`` pooled one), or the fixed threshold, stored in the
+    model config with their rule."""
     from hiercon.modeling.classifier import set_thresholds
     from hiercon.training.classifier_trainer import classifier_config
 
     stage2 = prepared.args.stage2
     if stage2.tune_thresholds:
-        return np.asarray(trainer.tune_thresholds_on(prepared.inputs["validation"]))
+        thresholds = trainer.tune_thresholds_on(
+            prepared.inputs["validation"],
+            min_positives=stage2.threshold_min_positives,
+            fallback_pool=stage2.threshold_fallback,
+            split="validation",
+        )
+        return np.asarray(thresholds)
     thresholds = [stage2.threshold] * prepared.data.label_space.num_labels
-    set_thresholds(classifier_config(trainer.model), thresholds)
+    set_thresholds(classifier_config(trainer.model), thresholds, {"fixed": stage2.threshold})
     return np.asarray(thresholds)
 
 

@@ -5,9 +5,16 @@ a finished stage leaves a ``final`` folder and is loaded from there when the run
 unfinished one continues from its last checkpoint (model, optimizer, scheduler, RNG states and data
 order), so it ends with the same weights as an uninterrupted run.
 
+Stage-2 modes (``stage2.mode``): ``full``, ``linear_probe``, ``head`` (the head fitted to
+convergence on the frozen encoder, no gradient steps), ``head_then_full`` (that fit, then full
+fine-tuning: LP-FT) and ``joint`` (BCE plus ``stage2.contrastive_weight`` times ``stage1.loss`` in one
+run; stage 1 then does not run and the stage-1 section only configures the loss and its views).
+
 Baseline budget: the baseline gets as many encoder forward passes over training examples as the
-two stages together, ``stage1 steps x examples per step x views + stage2 steps x examples per
-step``, spent as full fine-tuning steps of the stage-2 batch size. It uses the stage-2 learning
+two stages together, ``stage1 steps x examples per step x views + stage2 passes``, spent as full
+fine-tuning steps of the stage-2 batch size. Stage 2 spends ``steps x examples per step`` (times
+``stage1.num_views`` in the joint mode), plus one forward pass per training example for a head fit;
+a forward-only pass counts as a full one, which favours the baseline. It uses the stage-2 learning
 rates (or ``output.baseline_learning_rate`` for the encoder) and head learning rate, schedule,
 warm-up share, label space and threshold tuning on validation, and no consistency penalty: the two
 runs differ only by the contrastive stage and the hierarchy-aware loss settings.
@@ -73,6 +80,11 @@ def _reload(final: Path) -> dict[str, Any]:
     return read_summary(final)
 
 
+def ran_stage1(args: Any) -> bool:
+    """Whether the run trains a stage-1 encoder (not when skipped, nor in the one-stage joint mode)."""
+    return not (args.stage1.skip or args.stage2.mode == "joint")
+
+
 def run_stage1(prepared: Prepared, callbacks: Sequence[TrainerCallback]) -> StageOutcome:
     """Contrastive training of the encoder, or the plain encoder when stage 1 is skipped."""
     from hiercon.modeling import ContrastiveModel
@@ -81,7 +93,7 @@ def run_stage1(prepared: Prepared, callbacks: Sequence[TrainerCallback]) -> Stag
     args = prepared.args
     run_dir = prepared.work_dir / "stage1"
     final = run_dir / "final"
-    if args.stage1.skip:
+    if not ran_stage1(args):
         set_seed(args.output.seed)
         model = ContrastiveModel(load_encoder(args.model), args.model.pooling, args.model.projection_dim)
         return StageOutcome(model, 0, 0)
@@ -126,19 +138,23 @@ def run_stage1(prepared: Prepared, callbacks: Sequence[TrainerCallback]) -> Stag
     return StageOutcome(model, steps, passes, history)
 
 
+FROZEN_MODES = ("linear_probe", "head")
+
+
 def classifier_trainer(
     prepared: Prepared,
     classifier: Any,
     training_args: TrainingArguments,
     callbacks: Sequence[TrainerCallback] = (),
     consistency_weight: float = 0.0,
-    linear_probe: bool = False,
+    mode: str = "full",
 ) -> Any:
-    """A ``ClassifierTrainer`` on the stage-2 label space, the head at ``stage2.head_learning_rate``."""
-    from hiercon.training import ClassifierTrainer
+    """A ``ClassifierTrainer`` (``JointClassifierTrainer`` in the joint mode) on the stage-2 label space
+    running ``mode``, the head at ``stage2.head_learning_rate``."""
+    from hiercon.training import ClassifierTrainer, JointClassifierTrainer
 
     args = prepared.args
-    return with_head_learning_rate(ClassifierTrainer)(
+    options: dict[str, Any] = dict(
         head_learning_rate=args.stage2.head_learning_rate,
         model=classifier,
         args=training_args,
@@ -146,11 +162,32 @@ def classifier_trainer(
         eval_dataset=prepared.inputs["validation"],
         processing_class=prepared.processor,
         consistency_weight=consistency_weight,
-        freeze_encoder=linear_probe,
-        peft_config=None if linear_probe else recipe_lora(args.model),
+        mode=mode,
+        peft_config=None if mode in FROZEN_MODES else recipe_lora(args.model),
         taxonomy=prepared.data.taxonomy,
         callbacks=list(callbacks),
     )
+    if mode != "joint":
+        return with_head_learning_rate(ClassifierTrainer)(head_l2=args.stage2.head_l2, **options)
+    from hiercon.training.head_fit import classification_layer
+
+    width = classification_layer(classifier).in_features
+    return with_head_learning_rate(JointClassifierTrainer)(
+        contrastive_loss=build_loss(args.stage1, prepared.data.label_space, width),
+        contrastive_weight=args.stage2.contrastive_weight,
+        views=args.stage1.num_views,
+        **options,
+    )
+
+
+def stage2_encoder_passes(
+    mode: str, steps: int, training_args: TrainingArguments, prepared: Prepared
+) -> int:
+    """Encoder forward passes of stage 2: ``steps x examples per step`` (x views in the joint mode), plus
+    one pass per training example for the head fit of the head modes."""
+    views = prepared.args.stage1.num_views if mode == "joint" else 1
+    head_fit = len(prepared.inputs["train"]) if mode in ("head", "head_then_full") else 0
+    return steps * examples_per_step(training_args) * views + head_fit
 
 
 def train_classifier(
@@ -159,7 +196,7 @@ def train_classifier(
     training_args: TrainingArguments,
     callbacks: Sequence[TrainerCallback],
     consistency_weight: float,
-    linear_probe: bool,
+    mode: str,
 ) -> tuple[Any, StageOutcome]:
     """Train (or reload, when finished before) a stage-2 style classifier; returns (trainer, outcome)."""
     from hiercon.modeling.classifier import load_classifier
@@ -173,12 +210,10 @@ def train_classifier(
         return trainer, StageOutcome(
             trainer.model, summary["steps"], summary["encoder_passes"], summary["log_history"]
         )
-    trainer = classifier_trainer(
-        prepared, classifier, training_args, callbacks, consistency_weight, linear_probe
-    )
+    trainer = classifier_trainer(prepared, classifier, training_args, callbacks, consistency_weight, mode)
     trainer.train(resume_from_checkpoint=last_checkpoint(run_dir, resume))
     steps = trainer.state.global_step
-    passes = steps * examples_per_step(training_args)
+    passes = stage2_encoder_passes(mode, steps, training_args, prepared)
     history = list(trainer.state.log_history)
 
     def save(folder: Path) -> None:
@@ -194,16 +229,17 @@ def train_classifier(
 def run_stage2(
     prepared: Prepared, stage1: StageOutcome, callbacks: Sequence[TrainerCallback]
 ) -> tuple[Any, StageOutcome]:
-    """``build_classifier`` on the stage-1 encoder, then BCE training on the label space."""
+    """``build_classifier`` on the stage-1 encoder, then stage 2 in ``stage2.mode`` on the label space."""
     from hiercon.modeling import build_classifier
 
     args = prepared.args
     set_seed(args.output.seed)
+    # The joint mode's encoder is untrained: no stage-1 pooling to compare the head's features with.
     classifier = build_classifier(
-        stage1.model,
+        stage1.model.encoder if args.stage2.mode == "joint" else stage1.model,
         taxonomy=prepared.data.taxonomy,
         label_space=args.stage2.label_space,
-        stage1=stage1.model.stage1_info() if not args.stage1.skip else {"loss": None},
+        stage1=stage1.model.stage1_info() if ran_stage1(args) else {"loss": None},
     )
     return train_classifier(
         prepared,
@@ -211,7 +247,7 @@ def run_stage2(
         prepared.stage2_args,
         callbacks,
         args.stage2.consistency_weight,
-        args.stage2.mode == "linear_probe",
+        args.stage2.mode,
     )
 
 
@@ -250,7 +286,7 @@ def run_baseline(
         stage1={"loss": None, "base_model": args.model.model_name_or_path},
     )
     training_args = baseline_training_arguments(prepared, encoder_passes)
-    trainer, _ = train_classifier(prepared, classifier, training_args, callbacks, 0.0, False)
+    trainer, _ = train_classifier(prepared, classifier, training_args, callbacks, 0.0, "full")
     thresholds = set_decision_thresholds(trainer, prepared)
     metrics, _ = evaluate_trainer(trainer, prepared, thresholds, "test")
     return metrics
