@@ -15,9 +15,8 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Image
-
 from common import REPO_ROOT, SHARED_DATA, load_fashion_mnist
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Image
 
 #: The class names of the Hub data set, in label order.
 CLASS_NAMES = (
