@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -121,6 +123,19 @@ def test_refuses_an_unknown_label_with_a_suggestion(toy, tmp_path, capsys) -> No
         capsys,
         r"unknown label 'joi' in row 0 of the train labels \(did you mean 'joy'\?\)",
     )
+
+
+def test_refuses_a_data_file_it_cannot_parse(toy, tmp_path) -> None:
+    data = write_rows(tmp_path / "data", [{"text": "w1", "labels": ["joy"]}])
+    (data / "train.jsonl").write_text('{"text": "w1", "labels": ["joy"]}\n{"text": broken\n', encoding="utf-8")
+    # In a process of its own: the datasets library logs the parse error through a handler it bound
+    # to the stderr of whichever test first imported it.
+    command = [sys.executable, "-m", "hiercon.cli", "check", str(toy), "--data.dataset", str(data)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stdout
+    message = r"error: cannot read the data files \['test.jsonl', 'train.jsonl', 'validation.jsonl'\] as json: .*parse"
+    assert re.search(message, result.stderr), result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_refuses_a_cycle_in_the_taxonomy(toy, tmp_path, capsys) -> None:

@@ -144,8 +144,15 @@ def load_raw(args: DataArguments) -> DatasetDict:
 
 
 def _load_files(files: dict[str, list[str]]) -> DatasetDict:
+    from datasets.exceptions import DatasetGenerationError
+
     builder, options = builder_for(file for group in files.values() for file in group)
-    return load_dataset(builder, data_files=files, **options)
+    try:
+        return load_dataset(builder, data_files=files, **options)
+    except DatasetGenerationError as error:
+        cause = error.__cause__ or error
+        names = sorted(Path(file).name for group in files.values() for file in group)
+        raise ConfigError(f"cannot read the data files {names} as {builder}: {cause}") from None
 
 
 #: What ``null`` means for each optional split of the config.
