@@ -23,7 +23,7 @@ from hiercon.recipe.prepare import prepare
 from hiercon.recipe.processes import is_main_process, wait_for_everyone
 from hiercon.recipe.publish import RecipeResult, push, write_final_folder
 from hiercon.recipe.scoring import comparison_table, evaluate_trainer, set_decision_thresholds, stage1_report
-from hiercon.recipe.stages import run_baseline, run_stage1, run_stage2
+from hiercon.recipe.stages import ran_stage1, run_baseline, run_stage1, run_stage2
 from hiercon.recipe.workdir import is_finished, open_work_dir, stage_folder
 
 
@@ -94,7 +94,8 @@ def run_stage1_only(args: RecipeArguments) -> Path:
 
 
 def require_stage1(args: RecipeArguments) -> None:
-    """Refuse to start stage 2 alone without a finished stage 1."""
+    """Refuse to start stage 2 alone without a finished stage 1 (none is needed when it is skipped or
+    in the joint mode)."""
     folder = stage_folder(args.output, "stage1")
-    if not args.stage1.skip and not is_finished(folder):
+    if ran_stage1(args) and not is_finished(folder):
         raise ConfigError(f"no finished stage 1 in {folder}; run recipes/stage1.py with this config first")
