@@ -398,7 +398,7 @@ def test_recipe_trains_with_stage1_mini_batch_size(tmp_path, monkeypatch) -> Non
 
     monkeypatch.setattr(grad_cache.GradCache, "backward", counting)
     short = {"max_steps": 2, "per_device_train_batch_size": 8, "save_steps": 2}
-    config = toy_config(tmp_path, stage1={**short, "sampler": "random"}, stage2={**short, "max_steps": 1})
+    config = toy_config(tmp_path, stage1={**short, "sampler": "multilabel"}, stage2={**short, "max_steps": 1})
     assert cli_main(["train", str(config), "--stage1.mini_batch_size", "4"]) == 0
     assert passes == [2, 2]
     assert (tmp_path / "model" / "config.json").is_file()
