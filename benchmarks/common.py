@@ -1,7 +1,7 @@
-"""Shared pieces of the benchmarks: data loading, subsets, timing, the encoder-pass budget and output.
+"""Shared pieces of the benchmarks: data loading, subsets, label spaces, the environment and output.
 
-Every benchmark script writes one JSON file per run into ``benchmarks/results/`` and prints a
-markdown table; ``benchmarks/run_all.py`` collects them.
+The speed and GradCache benchmarks write one JSON file per run into ``benchmarks/results/`` and print
+a markdown table; ``benchmarks/run_all.py`` runs every benchmark.
 """
 
 from __future__ import annotations
@@ -13,10 +13,7 @@ import os
 import platform
 import random
 import subprocess
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +23,6 @@ import torch
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
-SCORES_DIR = RESULTS_DIR / "scores"
 SHIPPED_GOEMOTIONS = REPO_ROOT / "data" / "goemotions"
 SHARED_DATA = Path(os.environ.get("HIERCON_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
@@ -94,58 +90,17 @@ def load_fashion_mnist(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarr
     return images, labels.astype(np.int64)
 
 
-# --------------------------------------------------------------------------- budget
+def goemotions_label_space(data_dir: Path, columns: str = "leaves") -> Any:
+    """hiercon's label space over GoEmotions' taxonomy (``taxonomy_edges.tsv``): the 28 emotions
+    (``columns="leaves"``) or every node of the tree (``"nodes"``)."""
+    from hiercon import LabelSpace, LabelTaxonomy
+
+    return LabelSpace.of(LabelTaxonomy.from_file(Path(data_dir) / "taxonomy_edges.tsv"), columns)
 
 
-@dataclass(frozen=True)
-class PassBudget:
-    """The number of encoder forward passes per training example, shared by every method.
-
-    A two-stage method spends ``stage1_epochs * views`` passes in stage 1 and ``stage2_epochs`` in
-    stage 2; a single-stage baseline gets the same total as epochs of plain fine-tuning.
-    """
-
-    stage1_epochs: int = 1
-    views: int = 2
-    stage2_epochs: int = 2
-
-    @property
-    def total(self) -> int:
-        return self.stage1_epochs * self.views + self.stage2_epochs
-
-    def describe(self) -> str:
-        return (
-            f"{self.total} encoder passes per example: stage 1 = {self.stage1_epochs} epoch(s) x "
-            f"{self.views} views, stage 2 = {self.stage2_epochs} epoch(s); baselines = {self.total} epochs"
-        )
-
-
-# --------------------------------------------------------------------------- timing
-
-
-class Stopwatch:
-    """Wall time since creation, with named marks (``marks[name] = seconds``)."""
-
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
-        self.marks: dict[str, float] = {}
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.start
-
-    def mark(self, name: str) -> float:
-        self.marks[name] = round(self.elapsed(), 2)
-        return self.marks[name]
-
-
-@contextmanager
-def timed(store: dict[str, float], name: str) -> Iterator[None]:
-    """Record the wall time of the ``with`` block as ``store[name]`` (seconds)."""
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        store[name] = round(time.perf_counter() - start, 3)
+def emotion_label_sets(rows: Sequence[dict[str, Any]]) -> list[list[str]]:
+    """Each row's emotions as taxonomy nodes (the recipe's ``label_template: "emotion:{}"``)."""
+    return [[f"emotion:{name}" for name in row["emotions"]] for row in rows]
 
 
 # --------------------------------------------------------------------------- environment and output
@@ -205,11 +160,6 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def read_results(prefix: str, results_dir: Path = RESULTS_DIR) -> list[dict[str, Any]]:
-    """All result JSON files whose name starts with ``prefix``, sorted by name."""
-    return [json.loads(path.read_text()) for path in sorted(results_dir.glob(f"{prefix}*.json"))]
-
-
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], digits: int = 3) -> str:
     """A github markdown table of ``rows`` restricted to ``columns`` (floats rounded to ``digits``),
     rendered by hiercon's own table renderer."""
@@ -224,10 +174,3 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], digit
 
     return render(columns, [[cell(row.get(column)) for column in columns] for row in rows]).rstrip("\n")
 
-
-def save_scores(name: str, **arrays: np.ndarray) -> Path:
-    """Keep a run's raw scores (``scores/name.npz``) so that metrics can be recomputed without training."""
-    SCORES_DIR.mkdir(parents=True, exist_ok=True)
-    path = SCORES_DIR / f"{name}.npz"
-    np.savez_compressed(path, **{key: np.asarray(value, dtype=np.float32) for key, value in arrays.items()})
-    return path

@@ -24,8 +24,11 @@ top-voted node is one of the example's nodes at that level) and macro-F1 of
     python benchmarks/himulcone_collapse.py --fashion '{"hce_floor": "pair"}' --name pairfloor_farther
     python benchmarks/himulcone_collapse.py --report      # the tables of benchmarks/results/himulcone_collapse.md
 
-``--fashion`` runs ``benchmarks/fashion_mnist_quality.py --method himulcone`` (a ViT from scratch)
-with the given HiMulConE options.
+``--fashion`` runs the recipe on Fashion-MNIST (a ViT from scratch, after
+``benchmarks/prepare_fashion_mnist.py``) with HiMulConE and the given loss options:
+``hiercon train benchmarks/configs/fashion_mnist_losses.yaml --stage1.loss himulcone
+--stage1.loss_kwargs JSON``, recorded by ``benchmarks/recipe_runs.py`` as ``himulcone_<name>`` under
+``benchmarks/results/recipe_runs/fashion_mnist_losses/``.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ REPO_ROOT = BENCH_DIR.parent
 DATA_DIR = REPO_ROOT / "data" / "goemotions"
 RUNS_DIR = BENCH_DIR / "results" / "himulcone_collapse"
 REPORT_PATH = BENCH_DIR / "results" / "himulcone_collapse.md"
+FASHION_CONFIG = BENCH_DIR / "configs" / "fashion_mnist_losses.yaml"
 LEVEL_NAMES = ("sentiment", "ekman", "emotion")  # taxonomy depths 0, 1, 2
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -93,13 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--fashion",
         default=None,
         metavar="JSON",
-        help="run the Fashion-MNIST benchmark's HiMulConE with these loss options, e.g. "
-        '\'{"hce_floor": "pair"}\'',
+        help="run the recipe's Fashion-MNIST benchmark with HiMulConE and these loss options "
+        '(stage1.loss_kwargs), e.g. \'{"hce_floor": "pair"}\'',
     )
     parser.add_argument(
         "--fashion-args",
-        default="--lr 1e-3",
-        help='arguments for fashion_mnist_quality.py, one string: --fashion-args="--lr 1e-3"',
+        default="",
+        help="more `hiercon train` overrides for --fashion, one string: "
+        '--fashion-args="--stage1.learning_rate 3e-4"',
     )
     return parser
 
@@ -456,22 +461,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 # --------------------------------------------------------------------------- Fashion-MNIST
 
 
-def run_fashion(name: str, loss_options: dict[str, Any], extra: list[str]) -> None:
-    """``benchmarks/fashion_mnist_quality.py --method himulcone`` with ``HiMulConELoss(**loss_options)``,
-    its result JSON written under ``results/himulcone_collapse/fashion/<name>/``."""
-    import functools
+def fashion_overrides(loss_options: dict[str, Any]) -> list[str]:
+    """The ``hiercon train`` overrides of a Fashion-MNIST HiMulConE run with ``loss_options``."""
+    return ["--stage1.loss", "himulcone", "--stage1.loss_kwargs", json.dumps(loss_options)]
+
+
+def run_fashion(name: str, loss_options: dict[str, Any], seed: int, extra: list[str]) -> dict[str, Any]:
+    """``hiercon train benchmarks/configs/fashion_mnist_losses.yaml`` with ``HiMulConELoss(**loss_options)``,
+    recorded by ``benchmarks/recipe_runs.py`` as ``himulcone_<name>``."""
     import sys
 
-    import hiercon.losses
+    sys.path.insert(0, str(BENCH_DIR))
+    import recipe_runs
+
+    return recipe_runs.run(FASHION_CONFIG, f"himulcone_{name}", seed, [*fashion_overrides(loss_options), *extra])
+
+
+def fashion_recipe_table() -> str | None:
+    """The recipe runs of ``--fashion`` (those with ``stage1.loss_kwargs``), or None when there are none."""
+    import sys
 
     sys.path.insert(0, str(BENCH_DIR))
-    import fashion_mnist_quality
+    import recipe_runs
 
-    hiercon.losses.HiMulConELoss = functools.partial(hiercon.losses.HiMulConELoss, **loss_options)
-    folder = RUNS_DIR / "fashion" / name
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "loss_options.json").write_text(json.dumps(loss_options))
-    fashion_mnist_quality.main(["--method", "himulcone", "--results-dir", str(folder), *extra])
+    names = sorted({record["name"] for record in recipe_runs.read_records(FASHION_CONFIG)
+                    if "--stage1.loss_kwargs" in record.get("overrides", [])})
+    return recipe_runs.table(FASHION_CONFIG, names) if names else None
 
 
 # --------------------------------------------------------------------------- report
@@ -631,6 +646,9 @@ def report() -> str:
         out += ["", trace_table(run)]
     if (RUNS_DIR / "fashion").is_dir():
         out += ["", "## Fashion-MNIST (ViT from scratch, lr 1e-3)", "", fashion_table()]
+    recipe = fashion_recipe_table()
+    if recipe:
+        out += ["", "## Fashion-MNIST through the recipe (`--fashion`)", "", recipe.rstrip("\n")]
     return "\n".join(out)
 
 
@@ -640,7 +658,8 @@ def main(argv: list[str] | None = None) -> None:
         print(report())
         return
     if args.fashion is not None:
-        run_fashion(args.name or "fashion", json.loads(args.fashion), shlex.split(args.fashion_args))
+        record = run_fashion(args.name or "options", json.loads(args.fashion), args.seed, shlex.split(args.fashion_args))
+        print(json.dumps(record, indent=1))
         return
     name = args.name or f"{args.loss}_t{args.temperature:g}_lr{args.lr:g}_b{args.batch_size}"
     args.name = name

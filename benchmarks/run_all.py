@@ -1,10 +1,14 @@
 """Run every benchmark, or their ``--quick`` modes, and print the tables.
 
-    python benchmarks/run_all.py --quick     # tiny models and subsets, about a minute (make bench)
+    python benchmarks/run_all.py --quick     # tiny models and sizes, a few minutes (make bench)
     python benchmarks/run_all.py             # the full runs behind benchmarks/RESULTS.md (hours on 2 CPU cores)
 
-The full mode runs the methods in priority order, one process each, so that an interrupted run
-keeps the results already written to ``benchmarks/results/``.
+The benchmarks: every stage-1 loss through ``hiercon train`` (``recipe_losses.py``), the step time
+and inference speed (``speed.py``), the losses alone (``losses.py``), taxonomy size
+(``taxonomy_scale.py``) and GradCache batches (``cached.py``). The recipe runs have no quick mode:
+``--quick`` prints the table of their saved records (``benchmarks/results/recipe_runs/``) instead of
+training. The full mode runs one process per script, so that an interrupted run keeps the results
+already written; the recipe runs always write their records under ``benchmarks/results/recipe_runs/``.
 """
 
 from __future__ import annotations
@@ -19,22 +23,6 @@ sys.path.insert(0, str(BENCH_DIR))
 
 from common import RESULTS_DIR  # noqa: E402
 
-PROBE = ["--stage2", "probe", "--lr", "2e-4"]
-GOEMOTIONS_RUNS: list[list[str]] = [
-    *(["--method", baseline, "--lr", lr] for baseline in ("bce", "setfit") for lr in ("5e-5", "2e-4")),
-    ["--method", "supcon", "--lr", "2e-4", "--temperature", "0.1"],
-    ["--method", "probe"],
-    ["--method", "supcon", *PROBE, "--temperature", "0.1"],
-    ["--method", "supcon", *PROBE, "--temperature", "0.05"],
-    ["--method", "supcon", "--stage2", "probe", "--lr", "5e-5", "--temperature", "0.1"],
-    ["--method", "himulcone", *PROBE, "--temperature", "0.1"],
-    *(["--method", method, *PROBE, "--temperature", "0.05"]
-      for method in ("himulcone", "jaccard", "mulsupcon", "reg", "clinfonce", "ranked")),
-]
-FASHION_RUNS: list[list[str]] = [
-    ["--method", method, "--lr", lr] for method in ("ce", "supcon", "himulcone") for lr in ("1e-3", "3e-4")
-]
-
 
 def run(script: str, arguments: list[str]) -> None:
     command = [sys.executable, str(BENCH_DIR / script), *arguments]
@@ -42,35 +30,42 @@ def run(script: str, arguments: list[str]) -> None:
     subprocess.run(command, check=True)
 
 
-def run_quick(results_dir: Path) -> None:
-    """Every script's quick mode, in this process (one import of torch and transformers)."""
-    import fashion_mnist_quality
-    import goemotions_quality
-    import speed
+def full_runs(results_dir: Path) -> list[tuple[str, list[str]]]:
+    """(script, arguments) of every full run, in order."""
+    from recipe_losses import UNTRAINED
+
+    from hiercon.recipe.loss_registry import LOSSES
 
     where = ["--results-dir", str(results_dir)]
-    for method in ("bce", "supcon", "himulcone"):
-        goemotions_quality.main(["--method", method, "--quick", *where])
-    print(goemotions_quality.report(results_dir, quick=True))
-    fashion_dir = fashion_mnist_quality.parse_args(["--report"]).data_dir
-    if fashion_dir.is_dir():
-        for method in ("ce", "himulcone"):
-            fashion_mnist_quality.main(["--method", method, "--quick", *where])
-        print(fashion_mnist_quality.report(results_dir, quick=True))
-    else:
-        print(f"Fashion-MNIST skipped: {fashion_dir} is absent (set HIERCON_SHARED_DATA)")
+    return [
+        ("recipe_losses.py", ["--losses", UNTRAINED, *sorted(LOSSES)]),
+        ("speed.py", where),
+        ("losses.py", ["--markdown", str(results_dir / "losses.md")]),
+        ("taxonomy_scale.py", []),
+        ("cached.py", where),
+    ]
+
+
+def run_quick(results_dir: Path) -> None:
+    """Every script's quick mode, in this process (one import of torch and transformers)."""
+    import cached
+    import losses
+    import recipe_losses
+    import speed
+    import taxonomy_scale
+    from recipe_runs import table
+
+    where = ["--results-dir", str(results_dir)]
+    print(f"Recipe runs of {recipe_losses.CONFIG.name} (saved records):\n{table(recipe_losses.CONFIG)}", flush=True)
     speed.main(["--quick", *where])
+    losses.main(["--quick", "--markdown", str(results_dir / "losses_quick.md")])
+    taxonomy_scale.main(["--quick"])
+    cached.main(["--quick", *where])
 
 
 def run_full(results_dir: Path) -> None:
-    where = ["--results-dir", str(results_dir)]
-    for arguments in GOEMOTIONS_RUNS:
-        run("goemotions_quality.py", [*arguments, *where])
-    for arguments in FASHION_RUNS:
-        run("fashion_mnist_quality.py", [*arguments, *where])
-    run("speed.py", where)
-    run("goemotions_quality.py", ["--report", *where])
-    run("fashion_mnist_quality.py", ["--report", *where])
+    for script, arguments in full_runs(results_dir):
+        run(script, arguments)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,15 +1,12 @@
-"""Speed benchmark: what hiercon's stage 1 costs per step, how fast it reaches SetFit, and inference.
+"""Speed benchmark: what hiercon's stage 1 costs per step, and inference.
 
 1. **Step time**: one optimizer step of stage 1 (SupCon-ANY and HiMulConE, two dropout views)
    against one plain BCE fine-tuning step at the same batch size. The three step kinds are run
    round-robin, so that load from other processes hits them alike; medians are reported.
-2. **Time to SetFit's macro-F1**: from the GoEmotions quality runs' dev curves (training seconds
-   after each epoch -> dev macro-F1 at dev-tuned thresholds), the first point at or above SetFit's
-   dev macro-F1, against SetFit's own training time.
-3. **Inference**: ``transformers.pipeline("text-classification")`` throughput of a classifier
+2. **Inference**: ``transformers.pipeline("text-classification")`` throughput of a classifier
    built by ``hiercon.build_classifier`` against the same architecture built plainly by
    ``AutoModelForSequenceClassification`` (the hiercon artifact is a plain model: expect ~1).
-4. **Loss scaling**: the table of ``benchmarks/results/losses.md`` (written by the losses
+3. **Loss scaling**: the table of ``benchmarks/results/losses.md`` (written by the losses
    benchmark), repeated in the report when present.
 
     python benchmarks/speed.py            # all-MiniLM-L6-v2, batch 32
@@ -19,7 +16,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -35,15 +31,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     RESULTS_DIR,
     SHIPPED_GOEMOTIONS,
+    emotion_label_sets,
     environment,
+    goemotions_label_space,
     load_goemotions,
     markdown_table,
-    read_results,
     seeded_subset,
     set_seed,
     write_json,
 )
-from goemotions_eval import LabelSpace  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -59,8 +55,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--reach-only", action="store_true",
-                        help="only refresh the time-to-SetFit table of an existing speed.json")
     args = parser.parse_args(argv)
     if args.quick:
         args.batch_size, args.max_length, args.steps, args.inference_texts, args.inference_rounds = 8, 24, 2, 32, 1
@@ -83,17 +77,18 @@ def encoder_path(args: argparse.Namespace, workdir: Path) -> str:
 # --------------------------------------------------------------------------- 1. step time
 
 
-def bce_step_fn(encoder: str, space: LabelSpace, tokenizer, rows, args) -> Callable[[], None]:
+def bce_step_fn(encoder: str, emotions, tokenizer, rows, args) -> Callable[[], None]:
+    """One plain BCE fine-tuning step over the 28 emotions (``emotions``: hiercon's label space of the leaves)."""
     from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(
-        encoder, num_labels=space.num_labels, problem_type="multi_label_classification"
+        encoder, num_labels=emotions.num_labels, problem_type="multi_label_classification"
     )
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     inputs = tokenizer([r["text"] for r in rows], truncation=True, max_length=args.max_length,
                        padding=True, return_tensors="pt")
-    targets = torch.as_tensor(space.leaf_targets(rows))
+    targets = emotions.encode(emotion_label_sets(rows))
 
     def step() -> None:
         loss = model(**inputs, labels=targets).loss
@@ -129,18 +124,18 @@ def step_times(args: argparse.Namespace, encoder: str) -> dict[str, Any]:
 
     from hiercon.losses import HiMulConELoss, SupConLoss
 
-    space = LabelSpace.from_data_dir(args.data_dir)
+    emotions = goemotions_label_space(args.data_dir)
     rows = seeded_subset(load_goemotions(args.data_dir, "train"), args.batch_size, args.seed)
     tokenizer = AutoTokenizer.from_pretrained(encoder)
-    taxonomy = space.taxonomy
+    taxonomy = emotions.taxonomy
+    label_sets = emotion_label_sets(rows)
     steps = {
-        "bce": bce_step_fn(encoder, space, tokenizer, rows, args),
+        "bce": bce_step_fn(encoder, emotions, tokenizer, rows, args),
         "supcon_any": contrastive_step_fn(
-            encoder, SupConLoss(positives="any"), torch.as_tensor(space.leaf_targets(rows)), tokenizer, rows, args
+            encoder, SupConLoss(positives="any"), emotions.encode(label_sets), tokenizer, rows, args
         ),
         "himulcone": contrastive_step_fn(
-            encoder, HiMulConELoss(taxonomy=taxonomy), taxonomy.encode(space.leaf_label_sets(rows)),
-            tokenizer, rows, args,
+            encoder, HiMulConELoss(taxonomy=taxonomy), taxonomy.encode(label_sets), tokenizer, rows, args,
         ),
     }
     samples: dict[str, list[float]] = {name: [] for name in steps}
@@ -159,34 +154,7 @@ def step_times(args: argparse.Namespace, encoder: str) -> dict[str, Any]:
     }
 
 
-# --------------------------------------------------------------------------- 2. time to SetFit
-
-
-def time_to_setfit(results_dir: Path) -> dict[str, Any] | None:
-    """First dev-curve point of each hiercon run at or above SetFit's dev macro-F1."""
-    runs = [r for r in read_results("goemotions_", results_dir) if not r.get("quick") and r.get("metrics")]
-    setfit = [r for r in runs if r["method"] == "setfit"]
-    if not setfit:
-        return None
-    reference = max(setfit, key=lambda r: r["metrics"]["dev_macro_f1"])
-    target = reference["dev_curve"][-1]["dev_macro_f1"]
-    rows = []
-    for run in runs:
-        if run["method"] == "setfit":
-            continue
-        reached = next((p for p in run["dev_curve"] if p["dev_macro_f1"] >= target), None)
-        rows.append({
-            "method": run["method"] + (" (probe)" if run.get("stage2") == "probe" else ""),
-            "lr": f"{run['learning_rate']:g}",
-            "temperature": None if run["temperature"] is None else f"{run['temperature']:g}",
-            "best_dev_macro_f1": max(p["dev_macro_f1"] for p in run["dev_curve"]),
-            "seconds_to_setfit": None if reached is None else reached["train_seconds"],
-            "total_train_seconds": run["timings_s"]["train"],
-        })
-    return {"setfit_dev_macro_f1": target, "setfit_train_seconds": reference["timings_s"]["train"], "runs": rows}
-
-
-# --------------------------------------------------------------------------- 3. pipeline throughput
+# --------------------------------------------------------------------------- 2. pipeline throughput
 
 
 def inference_throughput(args: argparse.Namespace, encoder: str) -> dict[str, Any]:
@@ -194,15 +162,15 @@ def inference_throughput(args: argparse.Namespace, encoder: str) -> dict[str, An
 
     from hiercon import ContrastiveModel, build_classifier
 
-    space = LabelSpace.from_data_dir(args.data_dir)
+    emotions = goemotions_label_space(args.data_dir)
     texts = [r["text"] for r in seeded_subset(load_goemotions(args.data_dir, "test"), args.inference_texts, args.seed)]
     tokenizer = AutoTokenizer.from_pretrained(encoder)
     with tempfile.TemporaryDirectory() as tmp:
         folders = {"hiercon": Path(tmp) / "hiercon", "plain": Path(tmp) / "plain"}
-        hiercon_model = build_classifier(ContrastiveModel.from_encoder(encoder), labels=space.leaf_labels)
+        hiercon_model = build_classifier(ContrastiveModel.from_encoder(encoder), labels=list(emotions.names))
         plain_model = AutoModelForSequenceClassification.from_pretrained(
-            encoder, num_labels=space.num_labels, problem_type="multi_label_classification",
-            id2label=dict(enumerate(space.leaf_labels)),
+            encoder, num_labels=emotions.num_labels, problem_type="multi_label_classification",
+            id2label=dict(enumerate(emotions.names)),
         )
         for name, model in (("hiercon", hiercon_model), ("plain", plain_model)):
             model.save_pretrained(folders[name])
@@ -242,12 +210,6 @@ def tables(result: dict[str, Any]) -> str:
         [{"model": name, "texts_per_second": value} for name, value in inference["texts_per_second"].items()]
         + [{"model": "ratio hiercon/plain", "texts_per_second": inference["ratio_hiercon_to_plain"]}],
         ["model", "texts_per_second"])]
-    reach = result.get("time_to_setfit")
-    if reach:
-        parts += [f"Training seconds to reach SetFit's dev macro-F1 {reach['setfit_dev_macro_f1']:.3f} "
-                  f"(SetFit trains in {reach['setfit_train_seconds']:.0f} s)", markdown_table(
-                      reach["runs"], ["method", "lr", "temperature", "best_dev_macro_f1", "seconds_to_setfit",
-                                      "total_train_seconds"])]
     return "\n\n".join(parts)
 
 
@@ -267,11 +229,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.reach_only:
-        result = json.loads((args.results_dir / "speed.json").read_text())
-    else:
-        result = measure(args)
-    result["time_to_setfit"] = None if args.quick else time_to_setfit(args.results_dir)
+    result = measure(args)
     write_json("speed_quick" if args.quick else "speed", result, args.results_dir)
     text = tables(result)
     (args.results_dir / ("speed_quick.md" if args.quick else "speed.md")).write_text(text + "\n")

@@ -1,4 +1,5 @@
-"""The benchmarks' ``--quick`` modes end to end (tiny models, tiny subsets), plus their shared pieces."""
+"""The benchmarks' ``--quick`` modes end to end (tiny models, tiny subsets), their tables on hand-made
+records, and their shared pieces."""
 
 from __future__ import annotations
 
@@ -14,16 +15,10 @@ BENCH_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCH_DIR))
 
 import common  # noqa: E402
-import fashion_mnist_quality  # noqa: E402
-import goemotions_quality  # noqa: E402
+import himulcone_collapse  # noqa: E402
+import prepare_fashion_mnist  # noqa: E402
+import recipe_runs  # noqa: E402
 import speed  # noqa: E402
-from goemotions_eval import LabelSpace  # noqa: E402
-
-
-def test_pass_budget_matches_baseline_epochs_to_two_stage_passes():
-    budget = common.PassBudget(stage1_epochs=2, views=2, stage2_epochs=3)
-    assert budget.total == 7
-    assert "7 encoder passes" in budget.describe()
 
 
 def test_seeded_subset_is_deterministic_and_without_repeats():
@@ -36,11 +31,8 @@ def test_seeded_subset_is_deterministic_and_without_repeats():
 
 def test_read_idx_gz_round_trip(tmp_path):
     array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
-    header = bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    path = tmp_path / "x.gz"
-    with gzip.open(path, "wb") as handle:
-        handle.write(header + array.tobytes())
-    np.testing.assert_array_equal(common.read_idx_gz(path), array)
+    _write_idx_gz(tmp_path / "x.gz", array)
+    np.testing.assert_array_equal(common.read_idx_gz(tmp_path / "x.gz"), array)
 
 
 def test_markdown_table_rounds_floats_and_marks_missing_values():
@@ -49,60 +41,18 @@ def test_markdown_table_rounds_floats_and_marks_missing_values():
 
 
 def test_lifted_scores_take_the_max_over_each_nodes_emotions(shipped_data):
-    space = LabelSpace.from_data_dir(shipped_data / "goemotions")
-    assert space.num_labels == 28 and "emotion:neutral" in space.leaf_labels
+    emotions = common.goemotions_label_space(shipped_data / "goemotions")
+    assert emotions.num_labels == 28 and "emotion:neutral" in emotions.names
+    targets = emotions.encode(common.emotion_label_sets([{"emotions": ["anger", "joy"]}, {"emotions": ["neutral"]}]))
+    assert targets.sum(dim=1).tolist() == [2.0, 1.0]
     scores = np.zeros((1, 28), dtype=np.float32)
-    scores[0, space.leaf_labels.index("emotion:anger")] = 0.7
-    scores[0, space.leaf_labels.index("emotion:annoyance")] = 0.4
-    nodes = space.columns.lift(scores)
-    taxonomy = space.taxonomy
+    scores[0, emotions.index("emotion:anger")] = 0.7
+    scores[0, emotions.index("emotion:annoyance")] = 0.4
+    nodes = emotions.lift(scores)
+    taxonomy = emotions.taxonomy
     assert nodes[0, taxonomy.index("ekman:anger")] == pytest.approx(0.7)
     assert nodes[0, taxonomy.index("sentiment:negative")] == pytest.approx(0.7)
     assert nodes[0, taxonomy.index("sentiment:positive")] == 0.0
-
-
-def _check_goemotions_result(result: dict, method: str) -> None:
-    assert result["method"] == method and result["quick"]
-    assert result["sizes"] == {"train": 32, "dev": 24, "test": 24}
-    metrics = result["metrics"]["test"]
-    for name in ("micro_f1", "macro_f1", "mAP", "hierarchical_f1", "consistency_rate", "ekman_macro_f1",
-                 "sentiment_macro_f1"):
-        assert 0.0 <= metrics[name] <= 1.0, name
-    assert len(result["metrics"]["thresholds"]) == 28
-    assert [point["epoch"] for point in result["dev_curve"]] == list(range(1, len(result["dev_curve"]) + 1))
-
-
-def test_goemotions_quick_runs_write_results_and_a_table(shipped_data, tmp_path):
-    data = ["--data-dir", str(shipped_data / "goemotions"), "--results-dir", str(tmp_path)]
-    goemotions_quality.main(["--method", "bce", "--quick", *data])
-    goemotions_quality.main(["--method", "himulcone", "--stage2", "probe", "--quick", *data])
-    bce = json.loads((tmp_path / "goemotions_bce_lr0.0002_quick.json").read_text())
-    himulcone = json.loads((tmp_path / "goemotions_himulcone_lr0.0002_t0.1_probe_quick.json").read_text())
-    _check_goemotions_result(bce, "bce")
-    _check_goemotions_result(himulcone, "himulcone")
-    assert len(bce["dev_curve"]) == 3  # the baseline gets all 3 passes as epochs
-    assert len(himulcone["dev_curve"]) == 1 and himulcone["timings_s"]["stage1"] >= 0.0
-    assert len(himulcone["details"]["stage1_losses"]) > 0  # stage 1 ran (its time may round to 0 s)
-    assert himulcone["details"]["loss"]["loss"] == "HiMulConELoss"
-    assert himulcone["details"]["stage2"] == "probe" and himulcone["encoder_passes_per_example"] == 3
-    assert np.isfinite(himulcone["details"]["stage1_losses"]).all()
-    table = goemotions_quality.report(tmp_path, quick=True)
-    assert table.count("\n| bce |") == 1 and table.count("\n| himulcone (probe) |") == 1
-    assert (tmp_path / "goemotions_quick.md").read_text().strip() == table
-
-
-def test_fashion_mnist_quick_run_scores_every_level(shared_data, tmp_path):
-    fashion_mnist_quality.main(
-        ["--method", "himulcone", "--quick", "--data-dir", str(shared_data / "fashion_mnist"),
-         "--results-dir", str(tmp_path)]
-    )
-    result = json.loads((tmp_path / "fashion_mnist_himulcone_lr0.001_quick.json").read_text())
-    metrics = result["metrics"]
-    for level in ("class", "l2", "l1"):
-        assert 0.0 <= metrics[f"{level}_accuracy"] <= 1.0
-        assert 0.0 <= metrics[f"knn_{level}_accuracy"] <= 1.0
-    # a coarser level can only be as hard as the finer one, since predictions are mapped up the tree
-    assert metrics["l1_accuracy"] >= metrics["l2_accuracy"] >= metrics["class_accuracy"]
 
 
 def test_speed_quick_measures_ratios_against_the_bce_step(shipped_data, tmp_path):
@@ -114,17 +64,70 @@ def test_speed_quick_measures_ratios_against_the_bce_step(shipped_data, tmp_path
     assert "ratio_to_bce" in (tmp_path / "speed_quick.md").read_text()
 
 
-def test_time_to_setfit_reads_the_first_dev_curve_point_above_setfit(tmp_path):
-    def run(method, curve):
-        return {"method": method, "quick": False, "learning_rate": 2e-4, "temperature": None,
-                "metrics": {"dev_macro_f1": curve[-1][1]}, "timings_s": {"train": curve[-1][0]},
-                "dev_curve": [{"train_seconds": s, "dev_macro_f1": f} for s, f in curve]}
+def _write_record(folder: Path, name: str, seed: int, seconds: float, scale: float, overrides=()) -> None:
+    metrics = {"macro_f1": 0.2 * scale, "micro_f1": 0.4 * scale, "map": 0.3 * scale}
+    for level, value in (("sentiment", 0.6), ("ekman", 0.5), ("emotion", 0.2)):
+        metrics[f"level_{level}/macro_f1"] = value * scale
+        metrics[f"level_{level}/micro_f1"] = value
+    for depth, value in enumerate((0.55, 0.5, 0.4)):
+        metrics[f"stage1_level_{depth}_micro_f1"] = value * scale
+        metrics[f"stage1_level_{depth}_macro_f1"] = value
+    metrics["stage1_mean_pairwise_cosine"] = 0.7
+    record = {"name": name, "seed": seed, "seconds": seconds, "overrides": list(overrides),
+              "command": "hiercon train config.yaml", "metrics": metrics}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}_seed{seed}.json").write_text(json.dumps(record))
 
-    common.write_json("goemotions_setfit", run("setfit", [(900.0, 0.30)]), tmp_path)
-    common.write_json("goemotions_supcon", run("supcon", [(100.0, 0.2), (200.0, 0.31), (300.0, 0.35)]), tmp_path)
-    common.write_json("goemotions_bce", run("bce", [(100.0, 0.1), (200.0, 0.2)]), tmp_path)
-    reach = speed.time_to_setfit(tmp_path)
-    by_method = {row["method"]: row for row in reach["runs"]}
-    assert reach["setfit_train_seconds"] == 900.0
-    assert by_method["supcon"]["seconds_to_setfit"] == 200.0
-    assert by_method["bce"]["seconds_to_setfit"] is None
+
+def test_recipe_runs_table_shows_mean_and_std_over_seeds_and_the_level_columns(tmp_path, monkeypatch):
+    monkeypatch.setattr(recipe_runs, "RESULTS", tmp_path)
+    config = Path("benchmarks/configs/goemotions_losses.yaml")
+    _write_record(tmp_path / "goemotions_losses", "supcon", 1, 100.0, 1.0)
+    _write_record(tmp_path / "goemotions_losses", "supcon", 2, 300.0, 1.5)
+    assert [record["seed"] for record in recipe_runs.read_records(config)] == [1, 2]
+    lines = recipe_runs.table(config).strip().splitlines()
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    assert header == [
+        "run", "seeds", "macro-F1 (fine labels)", "micro-F1", "mAP", "sentiment macro-F1", "ekman macro-F1",
+        "kNN sentiment", "kNN ekman", "kNN emotion", "mean cosine", "time (s)",
+    ]
+    assert len(lines) == 3  # header, rule, one row for the two seeds of one variant
+    row = dict(zip(header, (cell.strip() for cell in lines[2].strip("|").split("|"))))
+    assert row["run"] == "supcon" and row["seeds"] == "1, 2"
+    assert row["macro-F1 (fine labels)"] == "0.250 ± 0.071"  # mean and sample std of 0.2 and 0.3
+    assert row["sentiment macro-F1"] == "0.750 ± 0.212"
+    assert row["kNN emotion"] == "0.500 ± 0.141"
+    assert row["mean cosine"] == "0.700 ± 0.000"
+    assert row["time (s)"] == "200"
+
+
+def test_himulcone_collapse_fashion_runs_are_recipe_runs_with_loss_options(tmp_path, monkeypatch):
+    from hiercon.recipe.config import load_recipe
+
+    options = {"hce_floor": "pair", "constrained_pairs": "all"}
+    overrides = himulcone_collapse.fashion_overrides(options)
+    arguments = load_recipe(himulcone_collapse.FASHION_CONFIG, overrides)
+    assert arguments.stage1.loss == "himulcone" and arguments.stage1.loss_kwargs == options
+    monkeypatch.setattr(recipe_runs, "RESULTS", tmp_path)
+    folder = tmp_path / "fashion_mnist_losses"
+    _write_record(folder, "himulcone_before", 0, 50.0, 1.0, overrides)
+    _write_record(folder, "supcon", 0, 50.0, 1.0, ["--stage1.loss", "supcon"])
+    table = himulcone_collapse.fashion_recipe_table()
+    assert "| himulcone_before |" in table and "| supcon |" not in table
+
+
+def _write_idx_gz(path: Path, array: np.ndarray) -> None:
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as handle:
+        handle.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_prepare_fashion_mnist_builds_the_hub_layout_from_idx_files(tmp_path):
+    images = np.arange(3 * 5 * 5, dtype=np.uint8).reshape(3, 5, 5)
+    _write_idx_gz(tmp_path / "t10k-images-idx3-ubyte.gz", images)
+    _write_idx_gz(tmp_path / "t10k-labels-idx1-ubyte.gz", np.array([0, 9, 3]))
+    split = prepare_fashion_mnist.split_dataset(tmp_path, "test")
+    assert split.num_rows == 3 and set(split.column_names) == {"image", "label"}
+    assert split.features["label"].names == list(prepare_fashion_mnist.CLASS_NAMES)
+    assert split["label"] == [0, 9, 3]
+    np.testing.assert_array_equal(np.asarray(split[1]["image"]), images[1])
