@@ -21,6 +21,9 @@ from hiercon.recipe.hierarchy_spec import parse_spec, spec_text
 from hiercon.recipe.loss_registry import loss_entry, loss_name
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+# A freshly initialised head next to a pretrained encoder needs a rate of its own: at the encoder's
+# rate a short BCE run stays near the label prior (benchmarks/RESULTS.md, "The head's learning rate").
+DEFAULT_HEAD_LEARNING_RATE = 5e-3
 
 LabelFormat = Literal["names", "ids", "multi_hot", "paths"]
 LabelSpace = Literal["nodes", "leaves"]
@@ -409,7 +412,8 @@ class Stage2Arguments(StageSection):
     )
     label_space: LabelSpace = "nodes"
     head_learning_rate: float | None = field(
-        default=None, metadata={"help": "Learning rate of the classification head; null: learning_rate."}
+        default=DEFAULT_HEAD_LEARNING_RATE,
+        metadata={"help": "Learning rate of the new classification head; null: learning_rate."},
     )
     consistency_weight: float = field(
         default=0.0, metadata={"help": "Weight of the penalty on children scoring above their parents."}
