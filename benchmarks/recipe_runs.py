@@ -6,6 +6,8 @@ record (the command, wall time and the scores of the run's own ``results.json``)
 records: the fine-label macro-F1 (the headline), micro-F1 and mAP, the macro-F1 of each coarser
 taxonomy level, the stage-1 kNN scores of the test embeddings per level with their mean pairwise
 cosine (near 1: collapsed), and the training time; with several seeds, mean ± standard deviation.
+A run with ``--output.compare_baseline true`` also records its BCE baseline as ``<variant>_baseline``
+(the time is the whole run's).
 
     python benchmarks/recipe_runs.py benchmarks/configs/goemotions_losses.yaml --name reg_head \\
         --seeds 1 2 3 -- --stage1.loss reg --stage2.mode head
@@ -56,10 +58,16 @@ def run(config: Path, name: str, seed: int, overrides: Sequence[str]) -> dict:
         "command": " ".join(["hiercon", *command[1:]]).replace(str(REPO) + "/", ""),
         "metrics": {**results["test"], **results.get("stage1", {})},
     }
+    save(config, record)
+    if results.get("baseline"):  # output.compare_baseline: the BCE fine-tune on the same budget, same run
+        save(config, {**record, "name": f"{name}_baseline", "metrics": results["baseline"]})
+    return record
+
+
+def save(config: Path, record: dict) -> None:
     folder = results_dir(config)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}_seed{seed}.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
-    return record
+    (folder / f"{record['name']}_seed{record['seed']}.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
 
 
 def read_records(config: Path) -> list[dict]:
