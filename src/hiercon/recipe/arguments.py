@@ -22,8 +22,8 @@ from hiercon.recipe.loss_registry import loss_entry, loss_name
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 # A freshly initialised head next to a pretrained encoder needs a rate of its own: at the encoder's
-# rate a short BCE run stays near the label prior (benchmarks/RESULTS.md, "The head's learning rate").
-DEFAULT_HEAD_LEARNING_RATE = 5e-3
+# rate a short BCE run stays near the label prior (benchmarks/RESULTS.md, "The template's defaults").
+DEFAULT_HEAD_LEARNING_RATE = 2e-2
 
 LabelFormat = Literal["names", "ids", "multi_hot", "paths"]
 LabelSpace = Literal["nodes", "leaves"]
