@@ -64,7 +64,7 @@ def test_demo_config_summary(tmp_path, capsys) -> None:
         assert line, out
         assert 1.0 < float(line[2]) < 1.5 and 3.0 < float(line[1]) < 4.0
     assert "encoder: all-MiniLM-L6-v2 (bert, hidden size 384)" in out
-    assert "stage-1 loss: jaccard_supcon" in out
+    assert "stage-1 loss: reg" in out
     assert not output.exists() and not output.with_name("demo-model-work").exists()
 
 

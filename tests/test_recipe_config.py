@@ -244,7 +244,7 @@ def test_demo_stages_get_the_training_arguments_they_always_had(tmp_path):
             num_train_epochs=1.0,
             max_steps=48,
             per_device_train_batch_size=32,
-            learning_rate=1e-4,
+            learning_rate=2e-4,  # the REG registry rate
             warmup_steps=0.1,
             logging_steps=8,
             save_steps=24,
