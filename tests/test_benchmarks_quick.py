@@ -106,7 +106,9 @@ def test_himulcone_collapse_fashion_runs_are_recipe_runs_with_loss_options(tmp_p
 
     options = {"hce_floor": "pair", "constrained_pairs": "all"}
     overrides = himulcone_collapse.fashion_overrides(options)
-    arguments = load_recipe(himulcone_collapse.FASHION_CONFIG, overrides)
+    data = tmp_path / "fashion_mnist"  # what benchmarks/prepare_fashion_mnist.py writes
+    data.mkdir()
+    arguments = load_recipe(himulcone_collapse.FASHION_CONFIG, [*overrides, "--data.dataset", str(data)])
     assert arguments.stage1.loss == "himulcone" and arguments.stage1.loss_kwargs == options
     monkeypatch.setattr(recipe_runs, "RESULTS", tmp_path)
     folder = tmp_path / "fashion_mnist_losses"
