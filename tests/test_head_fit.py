@@ -8,31 +8,15 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from datasets import Dataset
 from sklearn.linear_model import LogisticRegression
-from tiny_classifiers import emotion_taxonomy
+from tiny_classifiers import EMOTION_TEXTS, emotion_dataset, tiny_classifier
 from tiny_models import quick_args, save_tiny_bert
-from transformers import AutoModel, AutoTokenizer, pipeline
+from transformers import AutoTokenizer, pipeline
 
-from hiercon import ClassifierTrainer, build_classifier
+from hiercon import ClassifierTrainer
 from hiercon.errors import ConfigError
 from hiercon.modeling.classifier import read_hiercon_config
 from hiercon.training.head_fit import classification_layer, fit_linear_head, head_features
-
-TEXTS = [
-    ("happy glad joy", ["joy"]),
-    ("joy fun win", ["joy"]),
-    ("great happy nice", ["joy"]),
-    ("love thanks awesome", ["love"]),
-    ("love nice glad", ["love"]),
-    ("angry mad hate", ["anger"]),
-    ("rage awful worst", ["anger"]),
-    ("sad cry grief", ["sadness"]),
-    ("sorry miss alone", ["sadness"]),
-    ("happy love sad cry", ["joy", "love", "sadness"]),
-    ("angry hate sad", ["anger", "sadness"]),
-    ("what ok fine", []),
-]
 
 
 @pytest.fixture(scope="module")
@@ -43,14 +27,7 @@ def bert_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def dataset(bert_dir):
-    tokenizer = AutoTokenizer.from_pretrained(bert_dir)
-    data = Dataset.from_dict({"text": [t for t, _ in TEXTS], "labels": [names for _, names in TEXTS]})
-    return data.map(lambda batch: tokenizer(batch["text"], padding="max_length", max_length=8), batched=True)
-
-
-def _classifier(bert_dir):
-    torch.manual_seed(0)
-    return build_classifier(AutoModel.from_pretrained(bert_dir), emotion_taxonomy())
+    return emotion_dataset(AutoTokenizer.from_pretrained(bert_dir))
 
 
 def _objective(x, y, weight, bias, l2):
@@ -95,7 +72,7 @@ def test_fit_inputs_are_checked():
 
 
 def test_head_mode_fits_the_models_own_layer_and_pipeline_serves_it(bert_dir, dataset, tmp_path):
-    classifier = _classifier(bert_dir)
+    classifier = tiny_classifier(bert_dir)
     encoder_before = copy.deepcopy(classifier.bert.state_dict())
     tokenizer = AutoTokenizer.from_pretrained(bert_dir)
     trainer = ClassifierTrainer(
@@ -133,7 +110,7 @@ def test_head_mode_fits_the_models_own_layer_and_pipeline_serves_it(bert_dir, da
     folder = tmp_path / "saved"
     trainer.save_model(str(folder))
     served = pipeline("text-classification", model=str(folder))
-    for row, (text, _) in enumerate(TEXTS[:4]):
+    for row, (text, _) in enumerate(EMOTION_TEXTS[:4]):
         by_label = {entry["label"]: entry["score"] for entry in served(text, top_k=None)}
         expected = [scores[row][i] for i in range(len(by_label))]
         names = [classifier.config.id2label[i] for i in range(len(by_label))]
@@ -141,7 +118,7 @@ def test_head_mode_fits_the_models_own_layer_and_pipeline_serves_it(bert_dir, da
 
 
 def test_head_then_full_fits_the_head_then_trains_everything(bert_dir, dataset, tmp_path):
-    classifier = _classifier(bert_dir)
+    classifier = tiny_classifier(bert_dir)
     encoder_before = copy.deepcopy(classifier.bert.state_dict())
     trainer = ClassifierTrainer(
         classifier,
@@ -172,15 +149,15 @@ def test_head_then_full_fits_the_head_then_trains_everything(bert_dir, dataset, 
 def test_modes_are_checked(bert_dir, dataset, tmp_path):
     args = quick_args(tmp_path)
     with pytest.raises(ConfigError, match="JointClassifierTrainer"):
-        ClassifierTrainer(_classifier(bert_dir), args, train_dataset=dataset, mode="joint")
+        ClassifierTrainer(tiny_classifier(bert_dir), args, train_dataset=dataset, mode="joint")
     with pytest.raises(ConfigError, match="contradicts"):
         ClassifierTrainer(
-            _classifier(bert_dir), args, train_dataset=dataset, mode="full", freeze_encoder=True
+            tiny_classifier(bert_dir), args, train_dataset=dataset, mode="full", freeze_encoder=True
         )
     with pytest.raises(ConfigError, match="exclusive"):
-        ClassifierTrainer(_classifier(bert_dir), args, mode="head", peft_config=object())
+        ClassifierTrainer(tiny_classifier(bert_dir), args, mode="head", peft_config=object())
     with pytest.raises(ConfigError, match="head_l2"):
-        ClassifierTrainer(_classifier(bert_dir), args, mode="head", head_l2=-1.0)
+        ClassifierTrainer(tiny_classifier(bert_dir), args, mode="head", head_l2=-1.0)
 
 
 def test_classification_layer_is_found_across_architectures():

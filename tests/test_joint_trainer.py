@@ -5,30 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from datasets import Dataset
-from tiny_classifiers import emotion_taxonomy
+from tiny_classifiers import EMOTION_TEXTS, emotion_dataset, tiny_classifier
 from tiny_models import quick_args, save_tiny_bert
-from transformers import AutoModel, AutoTokenizer, pipeline
+from transformers import AutoTokenizer, pipeline
 
-from hiercon import JointClassifierTrainer, build_classifier
+from hiercon import JointClassifierTrainer
 from hiercon.errors import ConfigError
 from hiercon.losses import ClInfoNCELoss, RegLoss, SupConLoss
 from hiercon.modeling.classifier import read_hiercon_config
-
-TEXTS = [
-    ("happy glad joy", ["joy"]),
-    ("joy fun win", ["joy"]),
-    ("great happy nice", ["joy"]),
-    ("love thanks awesome", ["love"]),
-    ("love nice glad", ["love"]),
-    ("angry mad hate", ["anger"]),
-    ("rage awful worst", ["anger"]),
-    ("sad cry grief", ["sadness"]),
-    ("sorry miss alone", ["sadness"]),
-    ("happy love sad cry", ["joy", "love", "sadness"]),
-    ("angry hate sad", ["anger", "sadness"]),
-    ("what ok fine", []),
-]
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +24,7 @@ def bert_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def dataset(bert_dir):
-    tokenizer = AutoTokenizer.from_pretrained(bert_dir)
-    data = Dataset.from_dict({"text": [t for t, _ in TEXTS], "labels": [names for _, names in TEXTS]})
-    return data.map(lambda batch: tokenizer(batch["text"], padding="max_length", max_length=8), batched=True)
-
-
-def _classifier(bert_dir):
-    torch.manual_seed(0)
-    return build_classifier(AutoModel.from_pretrained(bert_dir), emotion_taxonomy())
+    return emotion_dataset(AutoTokenizer.from_pretrained(bert_dir))
 
 
 def _args(tmp_path, **overrides):
@@ -64,7 +41,7 @@ def _args(tmp_path, **overrides):
 
 
 def test_joint_training_lowers_both_terms_and_saves_a_plain_classifier(bert_dir, dataset, tmp_path):
-    classifier = _classifier(bert_dir)
+    classifier = tiny_classifier(bert_dir)
     tokenizer = AutoTokenizer.from_pretrained(bert_dir)
     trainer = JointClassifierTrainer(
         classifier,
@@ -92,14 +69,14 @@ def test_joint_training_lowers_both_terms_and_saves_a_plain_classifier(bert_dir,
     scores, _ = trainer.predict_scores(dataset)
     by_label = {
         entry["label"]: entry["score"]
-        for entry in pipeline("text-classification", model=str(folder))(TEXTS[0][0], top_k=None)
+        for entry in pipeline("text-classification", model=str(folder))(EMOTION_TEXTS[0][0], top_k=None)
     }
     names = [classifier.config.id2label[i] for i in range(len(by_label))]
     np.testing.assert_allclose([by_label[name] for name in names], scores[0], atol=1e-5)
 
 
 def test_loss_parameters_train_with_two_views(bert_dir, dataset, tmp_path):
-    classifier = _classifier(bert_dir)
+    classifier = tiny_classifier(bert_dir)
     loss = RegLoss(num_labels=6, embedding_dim=classifier.config.hidden_size)
     prototypes_before = [p.detach().clone() for p in loss.parameters()]
     assert prototypes_before
@@ -114,13 +91,13 @@ def test_loss_parameters_train_with_two_views(bert_dir, dataset, tmp_path):
 def test_cluster_fed_losses_and_wrong_modes_are_refused(bert_dir, dataset, tmp_path):
     with pytest.raises(ConfigError, match="ClInfoNCELoss is fed with cluster ids"):
         JointClassifierTrainer(
-            _classifier(bert_dir), _args(tmp_path), train_dataset=dataset, contrastive_loss=ClInfoNCELoss()
+            tiny_classifier(bert_dir), _args(tmp_path), train_dataset=dataset, contrastive_loss=ClInfoNCELoss()
         )
     with pytest.raises(ConfigError, match="joint"):
         JointClassifierTrainer(
-            _classifier(bert_dir), _args(tmp_path), contrastive_loss=SupConLoss(), freeze_encoder=True
+            tiny_classifier(bert_dir), _args(tmp_path), contrastive_loss=SupConLoss(), freeze_encoder=True
         )
     with pytest.raises(ConfigError, match="contrastive_weight"):
         JointClassifierTrainer(
-            _classifier(bert_dir), _args(tmp_path), contrastive_loss=SupConLoss(), contrastive_weight=-1
+            tiny_classifier(bert_dir), _args(tmp_path), contrastive_loss=SupConLoss(), contrastive_weight=-1
         )

@@ -44,7 +44,7 @@ from hiercon.training.head_fit import (
     head_features,
     write_head,
 )
-from hiercon.training.loss_parts import LossPartsMeter
+from hiercon.training.loss_parts import LossPartsLogging, LossPartsMeter
 from hiercon.training.model_card import ClassifierCardMixin
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ def freeze_base_model(model: nn.Module) -> int:
     return frozen
 
 
-class ClassifierTrainer(ClassifierCardMixin, DatasetOrderEvaluation, Trainer):
+class ClassifierTrainer(ClassifierCardMixin, LossPartsLogging, DatasetOrderEvaluation, Trainer):
     """A ``transformers.Trainer`` for multi-label classifiers built by :func:`hiercon.build_classifier`.
 
     Args:
@@ -126,6 +126,7 @@ class ClassifierTrainer(ClassifierCardMixin, DatasetOrderEvaluation, Trainer):
     """
 
     loss_is_scaled_for_ga = False
+    loss_part_digits = 6
     #: The modes this trainer runs (the ``"joint"`` mode has its own trainer).
     modes: tuple[str, ...] = ("full", "linear_probe", "head", "head_then_full")
 
@@ -256,10 +257,7 @@ class ClassifierTrainer(ClassifierCardMixin, DatasetOrderEvaluation, Trainer):
         return_outputs: bool = False,
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, Any]:
-        inputs = dict(inputs)
-        targets = inputs.pop("labels", None)
-        if targets is None:
-            raise ConfigError("the batch has no 'labels'; ClassifierTrainer needs multi-hot labels")
+        inputs, targets = self._split_targets(inputs)
         outputs = model(**inputs)
         parts = self.objective(outputs.logits, targets.float())
         loss = torch.stack(list(parts.values())).sum()
@@ -267,10 +265,13 @@ class ClassifierTrainer(ClassifierCardMixin, DatasetOrderEvaluation, Trainer):
             self.loss_parts.add(parts)
         return (loss, outputs) if return_outputs else loss
 
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if "loss" in logs:
-            logs.update(self.loss_parts.pop_logs(self.accelerator.gather, digits=6))
-        super().log(logs, start_time)
+    def _split_targets(self, inputs: dict[str, Any]) -> tuple[dict[str, Any], torch.Tensor]:
+        """The batch's model inputs and its multi-hot ``labels``, refused when the batch has none."""
+        inputs = dict(inputs)
+        targets = inputs.pop("labels", None)
+        if targets is None:
+            raise ConfigError(f"the batch has no 'labels'; {type(self).__name__} needs multi-hot labels")
+        return inputs, targets
 
     # ---- predictions and thresholds ----
 

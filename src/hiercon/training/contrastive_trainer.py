@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import Trainer, TrainingArguments
 from transformers.training_args import OptimizerNames
@@ -43,7 +42,8 @@ from hiercon.training.callbacks import MomentumCallback
 from hiercon.training.collators import ContrastiveDataCollator
 from hiercon.training.evaluation_order import DatasetOrderEvaluation
 from hiercon.training.grad_cache import GradCache, batch_size_of
-from hiercon.training.loss_parts import LossPartsMeter
+from hiercon.training.loss_parts import LossPartsLogging, LossPartsMeter
+from hiercon.training.loss_state import add_loss_parameters, load_loss_state, loss_info, save_loss_state
 from hiercon.training.model_card import EncoderCardMixin
 from hiercon.training.samplers import MultiLabelBatchSampler
 from hiercon.training.stage1_labels import LabelFeeder
@@ -63,7 +63,7 @@ def _resolve_label_space(label_space: LabelSpace | None, taxonomy: Any, loss: nn
     return LabelSpace.of(taxonomy if taxonomy is not None else getattr(loss, "taxonomy", None))
 
 
-class ContrastiveTrainer(EncoderCardMixin, DatasetOrderEvaluation, Trainer):
+class ContrastiveTrainer(EncoderCardMixin, LossPartsLogging, DatasetOrderEvaluation, Trainer):
     """Trainer for stage 1 (contrastive representation learning).
 
     Args:
@@ -152,7 +152,7 @@ class ContrastiveTrainer(EncoderCardMixin, DatasetOrderEvaluation, Trainer):
         self.extra_label_names = [name for name in self.label_names if name not in self.labels.own_columns]
         self.batch_sampler = self._make_batch_sampler(batch_sampler, samples_per_label)
         self.loss.to(self.args.device)
-        model.loss_info = _loss_info(loss)
+        model.loss_info = loss_info(loss)
         self.cluster_assignments: torch.Tensor | None = None  # set by ClusterCallback: [N] label level
         self.cluster_hierarchy: torch.Tensor | None = None  # set by ClusterCallback: [N, levels]
         self.loss_parts = LossPartsMeter()
@@ -336,12 +336,6 @@ class ContrastiveTrainer(EncoderCardMixin, DatasetOrderEvaluation, Trainer):
             return torch.stack([part for part in result.values()]).sum()
         return result
 
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Add the mean of each named loss part since the last log to a training log."""
-        if "loss" in logs:
-            logs.update(self.loss_parts.pop_logs(self.accelerator.gather))
-        super().log(logs, start_time)
-
     def prediction_step(
         self,
         model: nn.Module,
@@ -369,12 +363,7 @@ class ContrastiveTrainer(EncoderCardMixin, DatasetOrderEvaluation, Trainer):
     def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
         """The Trainer's optimizer, plus the loss's own trainable parameters (e.g. label prototypes)."""
         optimizer = super().create_optimizer(model) if model is not None else super().create_optimizer()
-        loss_parameters = [p for p in self.loss.parameters() if p.requires_grad]
-        known = {id(p) for group in optimizer.param_groups for p in group["params"]}
-        fresh = [p for p in loss_parameters if id(p) not in known]
-        if fresh:
-            optimizer.add_param_group({"params": fresh, "weight_decay": 0.0})
-        return optimizer
+        return add_loss_parameters(optimizer, self.loss)
 
     def training_step(
         self, model: nn.Module, inputs: dict[str, Any], *args: Any, **kwargs: Any
@@ -431,9 +420,7 @@ class ContrastiveTrainer(EncoderCardMixin, DatasetOrderEvaluation, Trainer):
             return
         os.makedirs(output_dir, exist_ok=True)
         self.accelerator.unwrap_model(self.model).save_pretrained(output_dir)
-        loss_state = {name: t.detach().contiguous().cpu() for name, t in self.loss.state_dict().items()}
-        if loss_state:
-            save_file(loss_state, os.path.join(output_dir, LOSS_STATE_NAME), metadata={"format": "pt"})
+        save_loss_state(self.loss, os.path.join(output_dir, LOSS_STATE_NAME))
         if self.processing_class is not None:
             model_config = self.accelerator.unwrap_model(self.model).config
             bounded_tokenizer(self.processing_class, model_config).save_pretrained(output_dir)
@@ -445,9 +432,7 @@ class ContrastiveTrainer(EncoderCardMixin, DatasetOrderEvaluation, Trainer):
         self._load_loss_state(resume_from_checkpoint)
 
     def _load_loss_state(self, folder: str) -> None:
-        path = os.path.join(folder, LOSS_STATE_NAME)
-        if os.path.isfile(path):
-            self.loss.load_state_dict(load_file(path, device=str(self.args.device)), strict=False)
+        load_loss_state(self.loss, os.path.join(folder, LOSS_STATE_NAME), str(self.args.device))
 
     def _load_best_model(self) -> None:
         best = self.state.best_model_checkpoint
@@ -455,11 +440,6 @@ class ContrastiveTrainer(EncoderCardMixin, DatasetOrderEvaluation, Trainer):
             return
         self.accelerator.unwrap_model(self.model).load_weights(best)
         self._load_loss_state(best)
-
-
-def _loss_info(loss: nn.Module) -> dict[str, Any]:
-    config = loss.config() if hasattr(loss, "config") and callable(loss.config) else {}
-    return {"loss": type(loss).__name__, "loss_config": config, "citation": getattr(loss, "citation", "")}
 
 
 def _columns_of(dataset: Any) -> list[str]:

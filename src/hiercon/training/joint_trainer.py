@@ -28,7 +28,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from hiercon.errors import ConfigError
@@ -38,6 +37,7 @@ from hiercon.modeling.adapters import base_model_of
 from hiercon.modeling.views import make_views, split_views
 from hiercon.training.classifier_trainer import ClassifierTrainer
 from hiercon.training.head_fit import classification_layer
+from hiercon.training.loss_state import add_loss_parameters, load_loss_state, loss_info, save_loss_state
 from hiercon.training.stage1_labels import LabelFeeder
 
 #: ``w`` above. Label-mean BCE is about 0.1-0.7 while an in-batch contrastive loss starts near
@@ -112,12 +112,8 @@ class JointClassifierTrainer(ClassifierTrainer):
         return "joint"
 
     def _contrastive_record(self) -> dict[str, Any]:
-        loss = self.contrastive_loss
-        config = loss.config() if callable(getattr(loss, "config", None)) else {}
         return {
-            "loss": type(loss).__name__,
-            "loss_config": config,
-            "citation": getattr(loss, "citation", ""),
+            **loss_info(self.contrastive_loss),
             "weight": self.contrastive_weight,
             "views": self.view_maker.num_views,
         }
@@ -131,10 +127,7 @@ class JointClassifierTrainer(ClassifierTrainer):
         return_outputs: bool = False,
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, Any]:
-        inputs = dict(inputs)
-        targets = inputs.pop("labels", None)
-        if targets is None:
-            raise ConfigError("the batch has no 'labels'; JointClassifierTrainer needs multi-hot labels")
+        inputs, targets = self._split_targets(inputs)
         num_views = self.view_maker.num_views if model.training else 1
         captured: list[torch.Tensor] = []
         handle = self.feature_layer.register_forward_hook(
@@ -162,11 +155,7 @@ class JointClassifierTrainer(ClassifierTrainer):
     def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
         """The Trainer's optimizer, plus the contrastive loss's own trainable parameters."""
         optimizer = super().create_optimizer(model) if model is not None else super().create_optimizer()
-        known = {id(p) for group in optimizer.param_groups for p in group["params"]}
-        fresh = [p for p in self.contrastive_loss.parameters() if p.requires_grad and id(p) not in known]
-        if fresh:
-            optimizer.add_param_group({"params": fresh, "weight_decay": 0.0})
-        return optimizer
+        return add_loss_parameters(optimizer, self.contrastive_loss)
 
     def training_step(
         self, model: nn.Module, inputs: dict[str, Any], *args: Any, **kwargs: Any
@@ -181,14 +170,11 @@ class JointClassifierTrainer(ClassifierTrainer):
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         super()._save(output_dir, state_dict)
         output_dir = output_dir if output_dir is not None else self.args.output_dir
-        state = {
-            name: t.detach().contiguous().cpu() for name, t in self.contrastive_loss.state_dict().items()
-        }
-        if state and self.args.should_save:
-            save_file(state, os.path.join(output_dir, LOSS_STATE_NAME), metadata={"format": "pt"})
+        if self.args.should_save:
+            save_loss_state(self.contrastive_loss, os.path.join(output_dir, LOSS_STATE_NAME))
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
         super()._load_from_checkpoint(resume_from_checkpoint, model)
-        path = os.path.join(resume_from_checkpoint, LOSS_STATE_NAME)
-        if os.path.isfile(path):
-            self.contrastive_loss.load_state_dict(load_file(path, device=str(self.args.device)), strict=False)
+        load_loss_state(
+            self.contrastive_loss, os.path.join(resume_from_checkpoint, LOSS_STATE_NAME), str(self.args.device)
+        )

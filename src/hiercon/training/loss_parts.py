@@ -34,3 +34,16 @@ class LossPartsMeter:
         }
         self._sums, self._steps = {}, 0
         return logs
+
+
+class LossPartsLogging:
+    """Trainer mixin: each training log gains the mean of each named loss part since the last log,
+    read from the trainer's ``loss_parts`` (a :class:`LossPartsMeter`) and rounded to ``loss_part_digits``."""
+
+    loss_part_digits = 4
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Add the mean of each named loss part since the last log to a training log."""
+        if "loss" in logs:
+            logs.update(self.loss_parts.pop_logs(self.accelerator.gather, digits=self.loss_part_digits))
+        super().log(logs, start_time)
