@@ -56,12 +56,18 @@ def run(config: Path, name: str, seed: int, overrides: Sequence[str]) -> dict:
     record = {
         "name": name, "seed": seed, "seconds": seconds, "overrides": list(overrides),
         "command": " ".join(["hiercon", *command[1:]]).replace(str(REPO) + "/", ""),
-        "metrics": {**results["test"], **results.get("stage1", {})},
+        "metrics": {**results["test"], **results.get("stage1", {}), **dev_scores(results)},
     }
     save(config, record)
     if results.get("baseline"):  # output.compare_baseline: the BCE fine-tune on the same budget, same run
         save(config, {**record, "name": f"{name}_baseline", "metrics": results["baseline"]})
     return record
+
+
+def dev_scores(results: dict) -> dict[str, float]:
+    """The validation macro-F1 (the split thresholds are tuned on), which picks the defaults."""
+    validation = results.get("validation") or {}
+    return {"dev/macro_f1": validation["macro_f1"]} if "macro_f1" in validation else {}
 
 
 def save(config: Path, record: dict) -> None:
@@ -81,6 +87,8 @@ def columns(records: Sequence[dict]) -> dict[str, str]:
                                 if key.startswith("level_") and key.endswith("/macro_f1")))
     knn = sorted({key for key in keys if key.startswith("stage1_level_") and key.endswith("_micro_f1")})
     chosen = {"macro-F1 (fine labels)": "macro_f1", "micro-F1": "micro_f1", "mAP": "map"}
+    if any("dev/macro_f1" in record["metrics"] for record in records):
+        chosen["dev macro-F1"] = "dev/macro_f1"
     chosen.update({f"{level} macro-F1": f"level_{level}/macro_f1" for level in levels[:-1]})
     knn_names = levels if len(levels) == len(knn) else [key.split("_")[2] for key in knn]
     chosen.update({f"kNN {level}": key for level, key in zip(knn_names, knn)})
