@@ -22,4 +22,6 @@ def test_two_process_torchrun_run_of_the_recipe(tmp_path):
     assert (folder / "model.safetensors").is_file() and (folder / "README.md").is_file()
     budget = json.loads((folder / "results.json").read_text())["budget"]
     # Two processes of 4 examples per step: stage 1 with 2 views, stage 2 with one pass per example.
-    assert budget == {"stage1_steps": 3, "stage2_steps": 3, "encoder_passes": 3 * 4 * 2 * 2 + 3 * 4 * 2}
+    assert budget == {
+        "stage2_mode": "full", "stage1_steps": 3, "stage2_steps": 3, "encoder_passes": 3 * 4 * 2 * 2 + 3 * 4 * 2
+    }
