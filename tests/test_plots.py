@@ -85,3 +85,10 @@ def test_plots_refuse_bad_input(tmp_path: Path) -> None:
     with pytest.raises(HierconError, match="no loss"):
         plot_training_curves([{"epoch": 1.0}], tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_log_without_losses_or_evaluations_has_no_training_curves():
+    from hiercon.plots import has_training_curves
+
+    assert not has_training_curves([{"train_runtime": 1.5, "step": 0, "epoch": 0.0}])
+    assert has_training_curves([{"loss": 0.7, "step": 2}])

@@ -26,9 +26,11 @@ def _outputs(result):
 
 
 def test_head_mode_fits_the_head_and_the_baseline_gets_the_same_passes(tmp_path):
-    config = toy_config(tmp_path, stage2={"mode": "head"}, output={"compare_baseline": True})
+    config = toy_config(tmp_path, stage2={"mode": "head"}, output={"compare_baseline": True, "plots": True})
     result = run_recipe(load_recipe(config))
     hiercon, results, card = _outputs(result)
+    plots = result.output_dir / "plots"  # a fitted head logs no training curve: none is drawn for stage 2
+    assert (plots / "training_curves_stage1.png").is_file() and not (plots / "training_curves_stage2.png").exists()
     budget = results["budget"]
     assert results["stage2_mode"] == budget["stage2_mode"] == "head"
     assert budget["stage2_steps"] == 0

@@ -134,9 +134,10 @@ def plot_per_label_f1(per_label: Sequence[Mapping[str, Any]], path: str | Path, 
     return _save(figure, path)
 
 
-def plot_training_curves(log_history: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
-    """Training loss and every logged ``eval_*`` number against the global step, from
-    ``trainer.state.log_history``: losses on the left panel, other evaluation metrics on the right."""
+def training_curve_series(
+    log_history: Sequence[Mapping[str, Any]],
+) -> tuple[dict[str, list[tuple[float, float]]], dict[str, list[tuple[float, float]]]]:
+    """(losses, evaluation metrics) of ``trainer.state.log_history``: each a name -> [(step, value)]."""
     losses: dict[str, list[tuple[float, float]]] = {}
     metrics: dict[str, list[tuple[float, float]]] = {}
     for entry in log_history:
@@ -150,6 +151,19 @@ def plot_training_curves(log_history: Sequence[Mapping[str, Any]], path: str | P
                 losses.setdefault(key, []).append((step, float(value)))
             elif key.startswith("eval_") and not key.endswith(("_runtime", "_per_second")):
                 metrics.setdefault(key, []).append((step, float(value)))
+    return losses, metrics
+
+
+def has_training_curves(log_history: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the log holds a loss or ``eval_*`` value to plot (a head fitted without gradient steps
+    logs none)."""
+    return any(training_curve_series(log_history))
+
+
+def plot_training_curves(log_history: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+    """Training loss and every logged ``eval_*`` number against the global step, from
+    ``trainer.state.log_history``: losses on the left panel, other evaluation metrics on the right."""
+    losses, metrics = training_curve_series(log_history)
     if not losses and not metrics:
         raise HierconError("log_history holds no loss or eval_* values with a step")
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))

@@ -65,14 +65,14 @@ def write_plots(
     folder: Path, per_label: list[dict[str, object]], stage1: StageOutcome, stage2: StageOutcome, extra: Path
 ) -> None:
     """Per-label F1 and training curves in ``folder/plots``, plus the images already in ``extra``."""
-    from hiercon.plots import plot_per_label_f1, plot_training_curves
+    from hiercon.plots import has_training_curves, plot_per_label_f1, plot_training_curves
 
     plots = folder / "plots"
     plots.mkdir(exist_ok=True)
     plot_per_label_f1(per_label, plots / "per_label_f1.png")
-    if stage1.log_history:
+    if has_training_curves(stage1.log_history):
         plot_training_curves(stage1.log_history, plots / "training_curves_stage1.png")
-    if stage2.log_history:
+    if has_training_curves(stage2.log_history):
         plot_training_curves(stage2.log_history, plots / "training_curves_stage2.png")
     for image in sorted(extra.glob("*.png")) if extra.is_dir() else []:
         shutil.copy2(image, plots / image.name)
