@@ -33,6 +33,14 @@ def _worker(rank: int, world_size: int, fn: Callable[..., Any], args: tuple, fol
     torch.save(result, Path(folder) / f"result_{rank}.pt")
 
 
+def close_process_group() -> None:
+    """Wait for every process, then shut the gloo group down before the interpreter exits (a group
+    left open can abort the process at exit)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def run_distributed(fn: Callable[..., Any], world_size: int = 2, *args: Any) -> list[Any]:
     """``[fn(0, world_size, *args), ..., fn(world_size - 1, world_size, *args)]``, each in its own process."""
     with tempfile.TemporaryDirectory() as folder:

@@ -17,6 +17,7 @@ import torch
 TESTS = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(TESTS))
 
+from distributed_utils import close_process_group  # noqa: E402
 from stage1_toy import toy_dataset, toy_taxonomy  # noqa: E402
 from tiny_models import quick_args  # noqa: E402
 from transformers import AutoTokenizer  # noqa: E402
@@ -81,3 +82,4 @@ def main(model_dir: str, output: str, per_device_batch: int) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    close_process_group()
