@@ -85,7 +85,8 @@ def columns(records: Sequence[dict]) -> dict[str, str]:
     keys = [key for record in records for key in record["metrics"]]
     levels = list(dict.fromkeys(key[len("level_"):-len("/macro_f1")] for key in keys
                                 if key.startswith("level_") and key.endswith("/macro_f1")))
-    knn = sorted({key for key in keys if key.startswith("stage1_level_") and key.endswith("_micro_f1")})
+    knn = sorted({key for key in keys  # multi-label levels report kNN micro-F1, single-label ones accuracy
+                  if key.startswith("stage1_level_") and key.endswith(("_micro_f1", "_accuracy"))})
     chosen = {"macro-F1 (fine labels)": "macro_f1", "micro-F1": "micro_f1", "mAP": "map"}
     if any("dev/macro_f1" in record["metrics"] for record in records):
         chosen["dev macro-F1"] = "dev/macro_f1"
