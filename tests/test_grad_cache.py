@@ -202,7 +202,8 @@ def test_dropout_views_replay_in_one_mini_batch_as_in_the_plain_step(
     tmp_path, dropout_setup, taxonomy
 ) -> None:
     """One mini-batch of the whole batch consumes the random stream as the plain step does, so with
-    dropout active the gradients equal the plain step's only if the second pass replays the masks."""
+    dropout active the gradients equal the plain step's, whether the mini-batch's graph is kept from
+    the first pass or the second pass replays the masks."""
     dataset = toy_dataset(dropout_setup[1], taxonomy, count=16)
     plain = make_trainer(tmp_path, dropout_setup, SupConLoss(), dataset, views=2)
     cached = make_trainer(tmp_path, dropout_setup, SupConLoss(), dataset, views=2, mini_batch_size=8)
@@ -211,7 +212,15 @@ def test_dropout_views_replay_in_one_mini_batch_as_in_the_plain_step(
     with torch.no_grad():
         views, _, _ = plain.embed_views(plain.model, plain._split_inputs(plain._prepare_inputs(batch))[0])
     assert not torch.allclose(views[:, 0], views[:, 1]), "dropout makes the two views differ"
-    assert_same_gradients(step_gradients(cached, batch), step_gradients(plain, batch))
+    expected = step_gradients(plain, batch)
+    assert_same_gradients(step_gradients(cached, batch), expected)
+    replayed = make_trainer(tmp_path, dropout_setup, SupConLoss(), dataset, views=2, mini_batch_size=8)
+    replayed.accelerator.state.num_processes = 2  # as under DDP: every mini-batch is re-embedded
+    try:
+        assert_same_gradients(step_gradients(replayed, batch), expected)
+        assert not replayed.grad_cache.keep_last_graph
+    finally:
+        replayed.accelerator.state.num_processes = 1
 
 
 def reference_in_mini_batches(trainer: ContrastiveTrainer, batch: dict, mini_batch_size: int, seed: int = 1):
@@ -240,6 +249,47 @@ def test_dropout_views_replay_across_mini_batches(tmp_path, dropout_setup, taxon
     other_seed = make_trainer(tmp_path, dropout_setup, SupConLoss(), dataset, views=2, mini_batch_size=2)
     moved = step_gradients(other_seed, batch, seed=2)
     assert relative_difference(moved["head.layers.0.weight"], expected["head.layers.0.weight"]) > 1e-3
+
+
+def count_forward_passes(model: torch.nn.Module) -> list[int]:
+    calls = [0]
+    model.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    return calls
+
+
+@pytest.mark.parametrize("keep_last_graph", [True, False])
+def test_last_mini_batch_graph_is_kept_or_replayed_with_the_same_gradients(
+    keep_last_graph, dropout_setup, taxonomy
+) -> None:
+    """Pass 1 keeps the last mini-batch's graph (one encoder pass fewer per step) or, as under data
+    parallelism, pass 3 re-embeds it: the gradients are the same either way."""
+    path, tokenizer = dropout_setup
+    torch.manual_seed(0)
+    model = ContrastiveModel.from_encoder(path, pooling="mean", projection_dim=DIM).double().train()
+    batch = {key: value for key, value in tokenizer(["a b c", "d e", "f g h i", "j"] * 2, padding=True,
+                                                    return_tensors="pt").items()}
+    target = torch.randn(8, 1, DIM, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+
+    def encode(inputs):
+        return model(**inputs).embeddings.unsqueeze(1)
+
+    torch.manual_seed(1)
+    reference = [encode(view_rows(batch, 1, 8, rows)) for rows in mini_batch_slices(8, 2)]
+    (torch.cat(reference) * target).sum().backward()
+    expected = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+
+    calls = count_forward_passes(model)
+    cache = GradCache(2, keep_last_graph=keep_last_graph)
+    torch.manual_seed(1)
+    cached = cache.embed(encode, batch, 1, 8)
+    assert (cached.last_graph is not None) is keep_last_graph
+    (cached.embeddings * target).sum().backward()
+    cache.backward(encode, batch, 1, cached)
+    assert calls[0] == (7 if keep_last_graph else 8)
+    assert cached.last_graph is None, "the kept graph is released after its backward pass"
+    found = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    assert_same_gradients(found, expected)
 
 
 def test_augmented_image_views(tmp_path) -> None:

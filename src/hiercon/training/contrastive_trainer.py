@@ -392,6 +392,8 @@ class ContrastiveTrainer(EncoderCardMixin, LossPartsLogging, DatasetOrderEvaluat
         encode_keys = None
         if self.momentum_encoder is not None and self._loss_takes_keys:
             encode_keys = partial(self._encode, self.momentum_encoder, num_views)
+        # a data-parallel wrapper prepares its reduction in the forward pass: re-embed every mini-batch
+        self.grad_cache.keep_last_graph = self.accelerator.num_processes == 1
         with self.compute_loss_context_manager():
             cached = self.grad_cache.embed(
                 encode, viewed, num_views, batch_size_of(model_inputs), encode_keys

@@ -24,7 +24,11 @@ so one step runs in three passes, and its peak activation memory is that of one 
 
 The gradients equal those of one full-batch step whose forward pass ran mini-batch by mini-batch;
 with a single mini-batch (or no dropout) they equal the plain full-batch step. The cost is one
-extra forward pass. The same scheme is sentence-transformers' ``CachedMultipleNegativesRankingLoss``;
+extra forward pass of every mini-batch but the last: with ``keep_last_graph`` (the default on a
+single process) pass 1 builds the last mini-batch's graph and pass 3 back-propagates it without
+re-embedding, so a batch of ``n`` mini-batches costs ``n - 1`` extra forward passes, and a batch
+of one mini-batch costs what the plain step costs. A data-parallel wrapper (DDP, FSDP) prepares
+its gradient reduction in the forward pass, so there every mini-batch is re-embedded. The same scheme is sentence-transformers' ``CachedMultipleNegativesRankingLoss``;
 here it serves every hiercon loss, since each is a function of the batch's embeddings.
 
 Inputs are view-major dicts (see :mod:`hiercon.modeling.views`): rows ``v * B + i`` hold view
@@ -75,6 +79,8 @@ class CachedEmbeddings:
     """``[B, V, d]`` key embeddings (e.g. a momentum encoder's), or ``None``."""
     mini_batches: list[slice]
     rng_states: list[RngState]
+    last_graph: torch.Tensor | None = None
+    """The last mini-batch's embeddings with their graph (``keep_last_graph``), else ``None``."""
 
 
 def batch_size_of(inputs: dict[str, Any]) -> int:
@@ -124,12 +130,16 @@ class GradCache:
         mini_batch_size: examples per encoder pass; it must divide the per-device batch size
             (:meth:`check_batch_size`). The last batch of an epoch may be shorter and is then split
             into full mini-batches and one shorter one.
+        keep_last_graph: build the last mini-batch's graph in pass 1 and back-propagate it in pass 3
+            instead of re-embedding it (one forward pass fewer per step). Turn it off when the
+            encoder is wrapped for data parallelism, whose forward pass prepares the reduction.
     """
 
-    def __init__(self, mini_batch_size: int) -> None:
+    def __init__(self, mini_batch_size: int, keep_last_graph: bool = True) -> None:
         if isinstance(mini_batch_size, bool) or not isinstance(mini_batch_size, int) or mini_batch_size < 1:
             raise ConfigError(f"mini_batch_size must be a positive integer or None, got {mini_batch_size!r}")
         self.mini_batch_size = mini_batch_size
+        self.keep_last_graph = keep_last_graph
 
     def check_batch_size(self, batch_size: int, what: str = "per_device_train_batch_size") -> None:
         """Refuse a batch that mini-batches of this size do not tile."""
@@ -153,16 +163,22 @@ class GradCache:
         parts: list[torch.Tensor] = []
         key_parts: list[torch.Tensor] = []
         states: list[RngState] = []
-        for examples in slices:
+        last_graph = None
+        for position, examples in enumerate(slices):
             inputs = view_rows(viewed, num_views, batch_size, examples)
             states.append(RngState(*_input_tensors(inputs)))
-            with torch.no_grad():
-                parts.append(encode(inputs).detach())
-                if encode_keys is not None:
+            keep = self.keep_last_graph and position == len(slices) - 1
+            with torch.set_grad_enabled(keep and torch.is_grad_enabled()):
+                part = encode(inputs)
+            if keep and part.requires_grad:
+                last_graph = part
+            parts.append(part.detach())
+            if encode_keys is not None:
+                with torch.no_grad():
                     key_parts.append(encode_keys(inputs).detach())
         embeddings = torch.cat(parts).requires_grad_(True)
         keys = torch.cat(key_parts) if key_parts else None
-        return CachedEmbeddings(embeddings, keys, slices, states)
+        return CachedEmbeddings(embeddings, keys, slices, states, last_graph)
 
     def backward(
         self,
@@ -182,8 +198,14 @@ class GradCache:
         if grad is None:  # the loss did not depend on the embeddings; still run every pass in step
             grad = torch.zeros_like(cached.embeddings)
         batch_size = cached.embeddings.shape[0]
-        last = len(cached.mini_batches) - 1
-        for position, (examples, state) in enumerate(zip(cached.mini_batches, cached.rng_states)):
+        replayed = list(zip(cached.mini_batches, cached.rng_states))
+        if cached.last_graph is not None:  # its graph is alive: back-propagate it first, freeing it
+            examples = cached.mini_batches[-1]
+            torch.autograd.backward(cached.last_graph, grad[examples].to(cached.last_graph.dtype))
+            cached.last_graph = None
+            replayed = replayed[:-1]
+        last = len(replayed) - 1
+        for position, (examples, state) in enumerate(replayed):
             inputs = view_rows(viewed, num_views, batch_size, examples)
             sync = contextlib.nullcontext() if position == last else no_sync()
             with sync, state.replay():
