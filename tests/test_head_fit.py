@@ -62,6 +62,32 @@ def test_lbfgs_reaches_the_convex_optimum():
         assert fit.bias[label].item() == pytest.approx(reference.intercept_[0], abs=1e-4)
 
 
+def test_balanced_fit_is_scikit_learns_balanced_logistic_regression():
+    """``class_weight="balanced"``: each label's positives and negatives weigh the same in total, as
+    scikit-learn weighs the two classes; a rare label gains recall at the same penalty."""
+    rng = np.random.default_rng(1)
+    x = np.tanh(rng.normal(size=(300, 8)))
+    scores = x @ rng.normal(size=(8, 3)) - np.array([2.5, 1.0, 0.0])
+    y = (rng.random((300, 3)) < 1 / (1 + np.exp(-scores))).astype(float)
+    assert y[:, 0].mean() < 0.2, "label 0 is rare"
+    fit = fit_linear_head(x, y, l2=2.0, class_weight="balanced")
+    plain = fit_linear_head(x, y, l2=2.0)
+    assert fit.converged and fit.record()["class_weight"] == "balanced"
+    for label in range(3):
+        reference = LogisticRegression(C=0.5, class_weight="balanced", tol=1e-10, max_iter=10_000)
+        reference.fit(x, y[:, label])
+        np.testing.assert_allclose(fit.weight[label].numpy(), reference.coef_[0], atol=1e-4)
+        assert fit.bias[label].item() == pytest.approx(reference.intercept_[0], abs=1e-4)
+    rare = y[:, 0] == 1
+
+    def recall(head):
+        return float(((x @ head.weight[0].numpy() + head.bias[0].item()) > 0)[rare].mean())
+
+    assert recall(fit) > recall(plain)
+    with pytest.raises(ConfigError, match="class_weight"):
+        fit_linear_head(x, y, class_weight="inverse")
+
+
 def test_fit_inputs_are_checked():
     with pytest.raises(ConfigError, match="same n"):
         fit_linear_head(np.zeros((3, 2)), np.zeros((4, 1)))
@@ -105,7 +131,7 @@ def test_head_mode_fits_the_models_own_layer_and_pipeline_serves_it(bert_dir, da
     assert bce.item() == pytest.approx(fit.bce, abs=1e-5)
     record = read_hiercon_config(classifier.config)["stage2"]
     assert record["mode"] == "head" and record["freeze_encoder"] is True
-    assert record["head_fit"]["converged"] is True and record["head_l2"] == 1.0
+    assert record["head_fit"]["converged"] is True and record["head_l2"] == 3.0
 
     folder = tmp_path / "saved"
     trainer.save_model(str(folder))

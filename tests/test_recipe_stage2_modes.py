@@ -39,11 +39,12 @@ def test_head_mode_fits_the_head_and_the_baseline_gets_the_same_passes(tmp_path)
     summary = json.loads((tmp_path / "model-work" / "baseline" / "final" / "hiercon_stage.json").read_text())
     assert summary["steps"] == matched_steps(budget["encoder_passes"], 8)
     stage2 = hiercon["stage2"]
-    assert stage2["mode"] == "head" and stage2["freeze_encoder"] is True and stage2["head_l2"] == 1.0
+    assert stage2["mode"] == "head" and stage2["freeze_encoder"] is True and stage2["head_l2"] == 3.0
     assert stage2["head_fit"]["converged"] is True
     rule = hiercon["threshold_rule"]
     assert rule["min_positives"] == 5 and rule["fallback"] == "level" and rule["split"] == "validation"
-    assert "fewer than 5 positives" in card and "| mode | head |" in card and "| head_l2 | 1.0" in card
+    assert "fewer than 5 positives" in card and "| mode | head |" in card and "| head_l2 | 3.0" in card
+    assert "| head_class_weight | balanced" in card and stage2["head_class_weight"] == "balanced"
     assert "contrastive_weight" not in card and "head_fit.converged" in card
     scores = pipeline("text-classification", model=str(result.output_dir))("happy glad joy", top_k=None)
     assert len(scores) == len(hiercon["thresholds"])
@@ -84,10 +85,11 @@ def test_joint_mode_refuses_cluster_fed_losses(tmp_path):
 
 def test_recipe_defaults_are_the_trainers():
     from hiercon.metrics.thresholds import DEFAULT_MIN_POSITIVES
-    from hiercon.training.head_fit import DEFAULT_HEAD_L2
+    from hiercon.training.head_fit import DEFAULT_HEAD_CLASS_WEIGHT, DEFAULT_HEAD_L2
     from hiercon.training.joint_trainer import DEFAULT_CONTRASTIVE_WEIGHT
 
     stage2 = Stage2Arguments()
     assert stage2.head_l2 == DEFAULT_HEAD_L2
+    assert stage2.head_class_weight == DEFAULT_HEAD_CLASS_WEIGHT
     assert stage2.contrastive_weight == DEFAULT_CONTRASTIVE_WEIGHT
     assert stage2.threshold_min_positives == DEFAULT_MIN_POSITIVES

@@ -29,6 +29,7 @@ LabelFormat = Literal["names", "ids", "multi_hot", "paths"]
 LabelSpace = Literal["nodes", "leaves"]
 Stage2Mode = Literal["full", "linear_probe", "head", "head_then_full", "joint"]
 ThresholdFallback = Literal["level", "global"]
+HeadClassWeight = Literal["balanced", "none"]
 Sampler = Literal["multilabel", "random"]
 IdentityPooler = Literal["auto", "true", "false"]
 
@@ -419,8 +420,15 @@ class Stage2Arguments(StageSection):
         default=0.0, metadata={"help": "Weight of the penalty on children scoring above their parents."}
     )
     head_l2: float = field(
-        default=1.0,
+        default=3.0,
         metadata={"help": "L2 penalty of the head fit (modes head, head_then_full); scikit-learn's 1 / C."},
+    )
+    head_class_weight: HeadClassWeight = field(
+        default="balanced",
+        metadata={
+            "help": "Weights of the head fit's BCE terms: balanced (each label's positives weigh as much "
+            "as its negatives in total, scikit-learn's class_weight='balanced') or none."
+        },
     )
     contrastive_weight: float = field(
         default=0.1, metadata={"help": "Weight of the stage-1 loss added to BCE in the joint mode."}

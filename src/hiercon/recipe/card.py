@@ -35,13 +35,18 @@ STAGE2_KEYS = (
     "learning_rate",
     "consistency_weight",
     "head_l2",
+    "head_class_weight",
     "contrastive_weight",
     "tune_thresholds",
     "threshold_min_positives",
     "threshold_fallback",
 )
 # Settings that only apply in some stage-2 modes.
-MODE_KEYS = {"head_l2": ("head", "head_then_full"), "contrastive_weight": ("joint",)}
+MODE_KEYS = {
+    "head_l2": ("head", "head_then_full"),
+    "head_class_weight": ("head", "head_then_full"),
+    "contrastive_weight": ("joint",),
+}
 MODE_NAMES = {"joint": "hiercon (joint)"}
 
 

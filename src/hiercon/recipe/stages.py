@@ -168,7 +168,10 @@ def classifier_trainer(
         callbacks=list(callbacks),
     )
     if mode != "joint":
-        return with_head_learning_rate(ClassifierTrainer)(head_l2=args.stage2.head_l2, **options)
+        class_weight = None if args.stage2.head_class_weight == "none" else args.stage2.head_class_weight
+        return with_head_learning_rate(ClassifierTrainer)(
+            head_l2=args.stage2.head_l2, head_class_weight=class_weight, **options
+        )
     from hiercon.training.head_fit import classification_layer
 
     width = classification_layer(classifier).in_features

@@ -37,6 +37,8 @@ from hiercon.modeling.lengths import bounded_tokenizer
 from hiercon.taxonomy.label_space import LabelSpace
 from hiercon.training.evaluation_order import DatasetOrderEvaluation
 from hiercon.training.head_fit import (
+    CLASS_WEIGHTS,
+    DEFAULT_HEAD_CLASS_WEIGHT,
     DEFAULT_HEAD_L2,
     HeadFit,
     classification_layer,
@@ -115,6 +117,9 @@ class ClassifierTrainer(ClassifierCardMixin, LossPartsLogging, DatasetOrderEvalu
         freeze_encoder: train the head only by gradient descent (the ``"linear_probe"`` mode).
         head_l2: the L2 penalty λ of the head fit (``"head"`` modes; scikit-learn's ``1 / C``, see
             :func:`~hiercon.training.head_fit.fit_linear_head`).
+        head_class_weight: ``"balanced"`` weights each label's positives and negatives equally in the
+            head fit (scikit-learn's ``class_weight="balanced"`` per label; the default, measured ahead
+            on GoEmotions' rare labels); ``None``: all weights 1.
         peft_config: wrap the classifier with this LoRA config (the head stays fully trainable).
             :meth:`save_model` then writes the merged, plain transformers model.
         taxonomy: defaults to the taxonomy stored in the classifier's ``config.hiercon``.
@@ -141,6 +146,7 @@ class ClassifierTrainer(ClassifierCardMixin, LossPartsLogging, DatasetOrderEvalu
         freeze_encoder: bool = False,
         mode: str | None = None,
         head_l2: float = DEFAULT_HEAD_L2,
+        head_class_weight: str | None = DEFAULT_HEAD_CLASS_WEIGHT,
         peft_config: PeftConfig | None = None,
         taxonomy: LabelTaxonomy | None = None,
         train_dataset: Any = None,
@@ -166,6 +172,9 @@ class ClassifierTrainer(ClassifierCardMixin, LossPartsLogging, DatasetOrderEvalu
         if not head_l2 >= 0:
             raise ConfigError(f"head_l2 must be >= 0, got {head_l2}")
         self.head_l2 = float(head_l2)
+        if head_class_weight not in CLASS_WEIGHTS:
+            raise ConfigError(f"head_class_weight must be one of {CLASS_WEIGHTS}, got {head_class_weight!r}")
+        self.head_class_weight = head_class_weight
         self.head_fit: HeadFit | None = None
         labels = read_labels(config)
         taxonomy = taxonomy if taxonomy is not None else read_taxonomy(config)
@@ -209,6 +218,7 @@ class ClassifierTrainer(ClassifierCardMixin, LossPartsLogging, DatasetOrderEvalu
         record = {"mode": self.mode, **self.objective.describe(), "freeze_encoder": freeze_encoder, "peft": peft}
         if self.mode in HEAD_FIT_MODES:
             record["head_l2"] = self.head_l2
+            record["head_class_weight"] = self.head_class_weight
         return record
 
     def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any) -> Any:
@@ -230,7 +240,8 @@ class ClassifierTrainer(ClassifierCardMixin, LossPartsLogging, DatasetOrderEvalu
         the training set) and write it into the model; return the fit.
 
         The features are the classification layer's inputs in eval mode, what it reads at inference
-        (:func:`~hiercon.training.head_fit.head_features`); the fit minimises BCE plus ``head_l2``
+        (:func:`~hiercon.training.head_fit.head_features`); the fit minimises BCE (weighted by
+        ``head_class_weight``) plus ``head_l2``
         (:func:`~hiercon.training.head_fit.fit_linear_head`). The fit's summary goes into
         ``config.hiercon["stage2"]["head_fit"]`` and the logs.
         """
@@ -239,7 +250,7 @@ class ClassifierTrainer(ClassifierCardMixin, LossPartsLogging, DatasetOrderEvalu
             raise ConfigError("fit_head needs a datasets.Dataset with a 'labels' column")
         targets = np.asarray(dataset["labels"], dtype=np.float64)
         features = head_features(self, dataset.remove_columns("labels"))
-        fit = fit_linear_head(features, targets, l2=self.head_l2)
+        fit = fit_linear_head(features, targets, l2=self.head_l2, class_weight=self.head_class_weight)
         write_head(classification_layer(self.model), fit)
         self.head_fit = fit
         self.stage2_record = {**self.stage2_record, "head_fit": fit.record()}
