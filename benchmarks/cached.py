@@ -18,10 +18,13 @@ follows the live tensors instead of keeping the previous step's high-water mark.
 count what the step adds to the loaded model and optimizer state: activations, gradients, the
 cached embeddings and the loss.
 
-**Time.** Within one batch size the step kinds run round-robin (so that load from other processes
-hits them alike); medians of ``--steps`` timed steps are reported. Each kind first takes
-``--warmup-steps`` untimed steps on the batch's first ``--mini-batch-size`` examples, which allocate
-the optimizer state and warm the kernels without costing a full large-batch step.
+**Time.** Measured in a second process per batch size, with the default allocator and no sampling
+thread: the fixed mmap threshold makes every large allocation fault in fresh pages, which costs the
+step that allocates more (the cached step embeds twice) more than it costs a user's run. Within one
+batch size the step kinds run round-robin (so that load from other processes hits them alike);
+medians of ``--steps`` timed steps are reported. Each kind first takes ``--warmup-steps`` untimed
+steps on the batch's first ``--mini-batch-size`` examples, which allocate the optimizer state and
+warm the kernels without costing a full large-batch step. The memory process takes one step per kind.
 
 **Where the plain step fits.** The plain step at a batch larger than the baseline runs only when its
 memory, extrapolated linearly from the baseline's, stays below ``--memory-limit-gib`` (default:
@@ -192,45 +195,52 @@ def make_step(settings: dict[str, Any], mini_batch_size: int | None, workdir: Pa
     return step
 
 
+def timed_step(step: Callable[[bool], None], device: torch.device) -> float:
+    begin = time.perf_counter()
+    step(False)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - begin
+
+
 def run_worker(settings: dict[str, Any]) -> dict[str, Any]:
-    """Step time and peak memory of each kind (``"plain"``, ``"cached"``) at one batch size."""
+    """Peak memory (``settings["measure"] == "memory"``: one step per kind) or step time (``"time"``:
+    ``settings["steps"]`` round-robin steps per kind) of each kind (``"plain"``, ``"cached"``)."""
     set_seed(settings["seed"])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     with tempfile.TemporaryDirectory() as tmp:
         steps = {kind: make_step(settings, mini, Path(tmp)) for kind, mini in settings["kinds"].items()}
-        times: dict[str, list[float]] = {kind: [] for kind in steps}
-        memory: dict[str, list[int]] = {kind: [] for kind in steps}
         for _ in range(settings["warmup_steps"]):
             for step in steps.values():
-                step(warmup=True)
-        for _ in range(settings["steps"]):
+                step(True)
+        if settings["measure"] == "memory":
+            peaks = {}
             for kind, step in steps.items():
                 with peak_growth(device) as measured:
-                    begin = time.perf_counter()
-                    step()
-                    if device.type == "cuda":
-                        torch.cuda.synchronize(device)
-                    elapsed = time.perf_counter() - begin
-                times[kind].append(elapsed)
-                memory[kind].append(measured["bytes"])
-    return {
-        kind: {
-            "step_s": statistics.median(times[kind]),
-            "samples_s": times[kind],
-            "peak_bytes": max(memory[kind]),
-        }
-        for kind in steps
-    }
+                    timed_step(step, device)
+                peaks[kind] = {"peak_bytes": measured["bytes"]}
+            return peaks
+        times: dict[str, list[float]] = {kind: [] for kind in steps}
+        for _ in range(settings["steps"]):
+            for kind, step in steps.items():
+                times[kind].append(timed_step(step, device))
+    return {kind: {"step_s": statistics.median(values), "samples_s": values} for kind, values in times.items()}
 
 
 def spawn_worker(settings: dict[str, Any]) -> dict[str, Any]:
-    """``run_worker`` in a fresh process (glibc returning freed tensors to the system)."""
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)}
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(settings)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"worker for batch {settings['batch_size']} failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    """Peak memory, then step time, each from ``run_worker`` in a fresh process (the memory one with
+    glibc returning freed tensors to the system)."""
+    measured: dict[str, dict[str, Any]] = {}
+    for kind, extra_env in (("memory", {"MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)}), ("time", {})):
+        env = {**os.environ, **extra_env}
+        payload = json.dumps({**settings, "measure": kind})
+        command = [sys.executable, str(Path(__file__).resolve()), "--worker", payload]
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"worker for batch {settings['batch_size']} failed:\n{done.stderr[-4000:]}")
+        for step_kind, values in json.loads(done.stdout.strip().splitlines()[-1]).items():
+            measured.setdefault(step_kind, {}).update(values)
+    return measured
 
 
 # --------------------------------------------------------------------------- the run
@@ -352,7 +362,8 @@ def memory_method(device: str) -> str:
         return "torch.cuda.max_memory_allocated during the step minus the allocated memory before it."
     return (
         "peak resident set size during the step (sampled every ms) minus the resident size before it, "
-        f"one process per batch size with MALLOC_MMAP_THRESHOLD_={MMAP_THRESHOLD}."
+        f"one process per batch size with MALLOC_MMAP_THRESHOLD_={MMAP_THRESHOLD}. Time: a second process "
+        "per batch size with the default allocator."
     )
 
 
