@@ -280,3 +280,19 @@ def test_run_wide_training_arguments_reach_both_stages_and_a_stage_wins(tmp_path
     assert (stage1.weight_decay, stage2.weight_decay) == (0.1, 0.2)
     assert stage1.seed == stage2.seed == 7 and stage1.output_dir == str(tmp_path / "stage1")
     assert (stage1.save_total_limit, stage1.per_device_train_batch_size) == (2, 32)
+
+
+def test_template_stage1_takes_the_losss_recommended_settings(tmp_path):
+    """The template's ``stage1.learning_rate: null`` (like its null temperature and views) is the
+    loss's registry value, so the template trains the loss as the demo does; a value still wins."""
+    from hiercon.recipe.loss_registry import loss_entry
+
+    overrides = ["--data.dataset", str(tmp_path), "--output.output_dir", str(tmp_path / "out")]
+    arguments = load_recipe(REPO_ROOT / "configs" / "template.yaml", overrides)
+    entry = loss_entry(arguments.stage1.loss)
+    assert arguments.stage1.learning_rate == entry.learning_rate
+    assert (arguments.stage1.temperature, arguments.stage1.num_views) == (entry.temperature, entry.num_views)
+    demo = load_recipe(REPO_ROOT / "configs" / "goemotions_demo.yaml", overrides[2:])
+    assert arguments.stage1.warmup_steps == demo.stage1.warmup_steps
+    changed = load_recipe(REPO_ROOT / "configs" / "template.yaml", [*overrides, "--stage1.learning_rate", "3e-4"])
+    assert changed.stage1.learning_rate == 3e-4

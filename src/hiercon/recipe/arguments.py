@@ -356,6 +356,9 @@ class Stage1Arguments(StageSection):
 
     def __post_init__(self) -> None:
         self._check_training_args()
+        if "learning_rate" in self.training_args and self.training_args["learning_rate"] is None:
+            # null asks for the loss's recommended rate, as a left-out key does
+            self.training_args = {k: v for k, v in self.training_args.items() if k != "learning_rate"}
         entry = loss_entry(self.loss)
         self.temperature = entry.temperature if self.temperature is None else self.temperature
         self.num_views = entry.num_views if self.num_views is None else self.num_views
