@@ -77,3 +77,15 @@ def test_template_with_only_the_data_section_beats_the_label_prior(tmp_path):
     assert results["test"]["macro_f1"] >= prior + MARGIN, (results["test"]["macro_f1"], prior)
     stage1 = json.loads((tmp_path / "model" / "config.json").read_text())["hiercon"]["stage1"]
     assert stage1["pooling"] == stage1["head_pooling"] == "pooler" and not stage1["pooling_mismatch"]
+
+
+def test_goemotions_template_benchmark_changes_only_the_data_section():
+    """``benchmarks/configs/goemotions_template.yaml`` is the template with its data section filled in:
+    every other section is the template's, value for value."""
+    benchmark = TEMPLATE.parent.parent / "benchmarks" / "configs" / "goemotions_template.yaml"
+    template, filled = yaml.safe_load(TEMPLATE.read_text()), yaml.safe_load(benchmark.read_text())
+    assert set(template) == set(filled)
+    for section in template:
+        if section != "data":
+            assert filled[section] == template[section], section
+    assert set(filled["data"]) == set(template["data"]) and filled["data"] != template["data"]
