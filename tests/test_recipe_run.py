@@ -64,6 +64,9 @@ def test_recipe_end_to_end_writes_a_folder_that_pipeline_loads(tmp_path, capsys)
     # Stage 1: 4 steps x 8 examples x 2 views; stage 2: 4 x 8; the baseline spends the same passes.
     assert budget["encoder_passes"] == 4 * 8 * 2 + 4 * 8
     assert results["baseline"]["micro_f1"] >= 0.0 and 0.0 <= results["test"]["macro_f1"] <= 1.0
+    training = results["training_seconds"]
+    assert set(training) == {"stage1", "stage2", "baseline"} and all(value >= 0 for value in training.values())
+    assert sum(training.values()) <= results["seconds"]
     baseline_summary = json.loads(
         (tmp_path / "model-work" / "baseline" / "final" / "hiercon_stage.json").read_text()
     )

@@ -33,8 +33,12 @@ def run_recipe(args: RecipeArguments, callbacks: Sequence[TrainerCallback] = ())
     prepared = prepare(args)
     open_work_dir(prepared.work_dir, args)
     main = is_main_process()
+    clock = time.perf_counter()
     stage1 = run_stage1(prepared, callbacks)
+    training_seconds = {"stage1": time.perf_counter() - clock}
+    clock = time.perf_counter()
     trainer, stage2 = run_stage2(prepared, stage1, callbacks)
+    training_seconds["stage2"] = time.perf_counter() - clock
     thresholds = set_decision_thresholds(trainer, prepared)
     validation_metrics, _ = evaluate_trainer(trainer, prepared, thresholds, "validation")
     test_metrics, per_label = evaluate_trainer(trainer, prepared, thresholds, "test")
@@ -48,7 +52,9 @@ def run_recipe(args: RecipeArguments, callbacks: Sequence[TrainerCallback] = ())
     comparison = None
     encoder_passes = stage1.encoder_passes + stage2.encoder_passes
     if args.output.compare_baseline:
+        clock = time.perf_counter()
         baseline_metrics = run_baseline(prepared, encoder_passes, callbacks)
+        training_seconds["baseline"] = time.perf_counter() - clock
         comparison = comparison_table(test_metrics, baseline_metrics)
     seconds = time.perf_counter() - started
     results = {
@@ -65,6 +71,7 @@ def run_recipe(args: RecipeArguments, callbacks: Sequence[TrainerCallback] = ())
             "encoder_passes": encoder_passes,
         },
         "seconds": seconds,
+        "training_seconds": training_seconds,
         "thresholds": thresholds.tolist(),
     }
     pushed = None
