@@ -296,3 +296,17 @@ def test_label_encoding_has_a_deterministic_fingerprint(tmp_path, taxonomy_file)
         assert first.splits()[split]._fingerprint == second.splits()[split]._fingerprint
     args.label_template = "{}"
     assert load_recipe_data(args).train._fingerprint != first.train._fingerprint
+
+
+def test_an_owner_name_path_inside_an_existing_folder_is_local(tmp_path, monkeypatch):
+    """``data/mine`` reads like a Hub id ``owner/name``; when ``data/`` is a folder beside the recipe file
+    (or in the current directory) it is a missing local path, named at once without the Hub."""
+    monkeypatch.setattr(recipe_data, "load_dataset", lambda *args, **kwargs: pytest.fail("the Hub was asked"))
+    (tmp_path / "data").mkdir()
+    config = tmp_path / "recipe.yaml"
+    config.write_text("data:\n  dataset: data/mine\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"data.dataset '.*data/mine' does not exist"):
+        load_recipe(config)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"'data/mine' does not exist"):
+        load_recipe_data(DataArguments(dataset="data/mine"))

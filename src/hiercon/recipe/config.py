@@ -272,7 +272,9 @@ def _anchored(value: Any, base_dir: Path) -> Any:
         return [_anchored(item, base_dir) for item in value]
     if isinstance(value, dict):
         return {key: _anchored(item, base_dir) for key, item in value.items()}
-    if isinstance(value, str) and not Path(value).expanduser().is_absolute() and (base_dir / value).exists():
+    if isinstance(value, str) and not Path(value).expanduser().is_absolute() and (
+        (base_dir / value).exists() or in_local_folder(value, base_dir)
+    ):
         return str((base_dir / value).resolve())
     return value
 
@@ -312,6 +314,17 @@ def looks_like_path(value: str) -> bool:
     )
 
 
+def in_local_folder(value: str, base_dir: Path = Path(".")) -> bool:
+    """``owner/name`` whose ``owner`` is an existing folder (under ``base_dir``): a local path spelled
+    like a Hub id (``data/mine`` where ``data/`` exists), never sent to the Hub."""
+    return value.count("/") == 1 and not value.endswith("/") and (base_dir / value).parent.is_dir()
+
+
+def looks_local(value: str) -> bool:
+    """A local path by its spelling (:func:`looks_like_path`) or by an existing parent folder."""
+    return looks_like_path(value) or in_local_folder(value)
+
+
 def require_local(value: str, what: str) -> str:
     found = find_local(value)
     if found is None:
@@ -328,7 +341,7 @@ def resolve_paths(arguments: RecipeArguments) -> None:
         found = find_local(data.dataset)
         if found is not None:
             data.dataset = str(found)
-        elif looks_like_path(data.dataset):
+        elif looks_local(data.dataset):
             raise ConfigError(
                 f"data.dataset {data.dataset!r} does not exist (a local path, read from the recipe file's "
                 "folder, then the current directory; a Hub dataset is named 'name' or 'owner/name')"
@@ -347,7 +360,7 @@ def resolve_paths(arguments: RecipeArguments) -> None:
     model_path = find_local(arguments.model.model_name_or_path)
     if model_path is not None:
         arguments.model.model_name_or_path = str(model_path)
-    elif looks_like_path(arguments.model.model_name_or_path):
+    elif looks_local(arguments.model.model_name_or_path):
         raise ConfigError(f"model.model_name_or_path {arguments.model.model_name_or_path!r} does not exist")
 
 

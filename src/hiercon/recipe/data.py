@@ -38,7 +38,7 @@ from datasets.fingerprint import Hasher
 from hiercon.errors import ConfigError, UnknownLabelError
 from hiercon.modality import input_modality
 from hiercon.recipe.arguments import DataArguments
-from hiercon.recipe.config import COMPRESSION_SUFFIXES, closest, looks_like_path
+from hiercon.recipe.config import COMPRESSION_SUFFIXES, closest, looks_local
 from hiercon.recipe.hierarchy_spec import COOCCURRENCE, HierarchySpec, parse_spec
 from hiercon.recipe.label_mapping import LabelMapping, resolve_mapping, template_advice
 from hiercon.taxonomy import LabelSpace, LabelTaxonomy
@@ -135,7 +135,7 @@ def load_raw(args: DataArguments) -> DatasetDict:
         return _load_files(discover_split_files(path, split_names))
     if path.is_file():
         return _load_files({args.train_split: [str(path)]})
-    if looks_like_path(source):
+    if looks_local(source):
         raise ConfigError(f"data.dataset {source!r} does not exist (no such file or folder)")
     try:
         return load_dataset(source, args.dataset_config)
