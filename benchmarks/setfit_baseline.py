@@ -84,7 +84,8 @@ def main() -> None:
         metrics = evaluate_multilabel(test_scores, np.asarray(data.test[LABELS], np.float32), leaves, thresholds)
         name = f"setfit_{options.budget}"
         record = {"name": name, "seed": seed, "seconds": seconds, "overrides": overrides,
-                  "command": f"python benchmarks/setfit_baseline.py {options.config} --budget {options.budget}",
+                  "command": " ".join(["python benchmarks/setfit_baseline.py", str(options.config),
+                                       "--budget", options.budget, *overrides]),
                   "metrics": metrics}
         folder = RESULTS / options.config.stem
         folder.mkdir(parents=True, exist_ok=True)
