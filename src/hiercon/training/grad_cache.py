@@ -28,8 +28,10 @@ extra forward pass of every mini-batch but the last: with ``keep_last_graph`` (t
 single process) pass 1 builds the last mini-batch's graph and pass 3 back-propagates it without
 re-embedding, so a batch of ``n`` mini-batches costs ``n - 1`` extra forward passes, and a batch
 of one mini-batch costs what the plain step costs. A data-parallel wrapper (DDP, FSDP) prepares
-its gradient reduction in the forward pass, so there every mini-batch is re-embedded. The same scheme is sentence-transformers' ``CachedMultipleNegativesRankingLoss``;
-here it serves every hiercon loss, since each is a function of the batch's embeddings.
+its gradient reduction in the forward pass, so there every mini-batch is re-embedded.
+
+The same scheme is sentence-transformers' ``CachedMultipleNegativesRankingLoss``; here it serves
+every hiercon loss, since each is a function of the batch's embeddings.
 
 Inputs are view-major dicts (see :mod:`hiercon.modeling.views`): rows ``v * B + i`` hold view
 ``v`` of example ``i``. A mini-batch takes examples ``[start, stop)`` with all their views, so it

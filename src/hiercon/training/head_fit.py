@@ -18,8 +18,9 @@ fits (Tunstall et al. 2022, "Efficient Few-Shot Learning Without Prompts"). With
 ``class_weight="balanced"`` each example's BCE term of label :math:`j` is weighted by
 :math:`n / (2 n_j^+)` when it is a positive of :math:`j` and :math:`n / (2 n_j^-)` when not, as
 scikit-learn's ``class_weight="balanced"`` weights the two classes of each binary problem: a rare
-label's few positives weigh as much as its negatives, so its weight vector is not spent on the prior. The objective is convex,
-so the solution is the optimum that gradient descent on the head only approaches. Fitting the head
+label's few positives weigh as much as its negatives, so its weight vector is not spent on the prior.
+
+The objective is convex, so the solution is the optimum that gradient descent on the head only approaches. Fitting the head
 before fine-tuning the whole model is LP-FT (Kumar et al. 2022, "Fine-Tuning can Distort Pretrained
 Features and Underperform Out-of-Distribution", ICLR): a converged head keeps the first fine-tuning
 steps from distorting the pretrained features through a random head's large gradients.
