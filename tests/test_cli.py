@@ -61,10 +61,11 @@ def test_evaluate_reproduces_the_recipe_test_metrics(trained, tmp_path, capsys):
         ]
     )
     assert status == 0
-    assert "micro_f1:" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "micro_f1:" in printed and "consistent/macro_f1:" in printed
     evaluated = json.loads(output.read_text())
     recorded = json.loads((trained / "model" / "metrics.json").read_text())
-    for key in ("micro_f1", "macro_f1", "map", "hierarchical_f1"):
+    for key in ("micro_f1", "macro_f1", "consistent/macro_f1", "map", "hierarchical_f1"):
         assert evaluated["metrics"][key] == pytest.approx(recorded[key])
     assert len(evaluated["per_label"]) == 7
 
@@ -85,6 +86,31 @@ def test_predict_prints_labels_of_each_text(trained, capsys):
     assert all(
         entry["label"] in known and 0 <= entry["score"] <= 1 for line in lines for entry in line["labels"]
     )
+
+
+def test_predict_repairs_scores_on_request(trained, capsys, monkeypatch):
+    from hiercon.inference import MultiLabelPredictor
+
+    built = []
+    original = MultiLabelPredictor.from_pretrained.__func__
+
+    def spy(cls, *args, **kwargs):
+        built.append(original(cls, *args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(MultiLabelPredictor, "from_pretrained", classmethod(spy))
+    texts = ["happy glad joy", "sad cry", "angry mad"]
+
+    def labels(*flags: str) -> list[set[str]]:
+        capsys.readouterr()
+        assert main(["predict", str(trained / "model"), *texts, "--json", *flags]) == 0
+        lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+        return [{entry["label"] for entry in line["labels"]} for line in lines]
+
+    closed, repaired = labels(), labels("--repair-scores")
+    assert [predictor.repair_scores for predictor in built] == [False, True]
+    # capping scores by their ancestors' can only drop labels
+    assert all(few <= many for few, many in zip(repaired, closed))
 
 
 def test_a_cpu_run_warns_nothing_about_pinned_memory(trained):

@@ -175,21 +175,31 @@ def test_predictor_output_follows_thresholds(text_model_dir, taxonomy):
     assert isinstance(single, list) and len(single) == 1
 
 
-def test_consistent_decoding_repairs_and_closes(text_model_dir, taxonomy):
+def test_consistent_decoding_closes_and_optionally_repairs(text_model_dir, taxonomy):
     predictor = MultiLabelPredictor.from_pretrained(text_model_dir)
     thresholds = dict.fromkeys(taxonomy.labels, 0.5) | {"positive": 0.8}
     predictor.set_thresholds([thresholds[label] for label in taxonomy.labels])
     row = dict.fromkeys(taxonomy.labels, 0.1) | {"positive": 0.6, "joy": 0.7, "negative": 0.3, "anger": 0.9}
     scores = np.array([[row[label] for label in taxonomy.labels]])
 
-    repaired, picked = predictor.decide(scores)
-    chosen = {taxonomy.labels[i] for i in np.flatnonzero(picked[0])}
-    assert chosen == {"joy", "positive"}  # joy repaired to 0.6 >= 0.5, its parent added by closure
+    def chosen(picked: np.ndarray) -> set[str]:
+        return {taxonomy.labels[i] for i in np.flatnonzero(picked[0])}
+
+    used, closed = predictor.decide(scores)
+    # each label clears its own threshold; positive and negative are added by closure
+    assert chosen(closed) == {"joy", "positive", "anger", "negative"}
+    assert np.array_equal(used, scores)
+    assert bool(taxonomy.is_consistent(torch.as_tensor(closed.astype(np.float32)))[0])
+
+    repairing = MultiLabelPredictor.from_pretrained(text_model_dir, repair_scores=True)
+    repairing.set_thresholds(predictor.thresholds)
+    repaired, picked = repairing.decide(scores)
+    assert chosen(picked) == {"joy", "positive"}  # joy repaired to 0.6 >= 0.5, its parent added by closure
     assert repaired[0, taxonomy.index("anger")] == pytest.approx(0.3)  # anger capped by its parent
     assert bool(taxonomy.is_consistent(torch.as_tensor(repaired))[0])
 
     _, raw = predictor.decide(scores, consistent=False)
-    assert {taxonomy.labels[i] for i in np.flatnonzero(raw[0])} == {"joy", "anger"}
+    assert chosen(raw) == {"joy", "anger"}
 
 
 def test_image_predictor_and_flat_labels(image_model_dir):

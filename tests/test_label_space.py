@@ -130,6 +130,24 @@ def test_most_specific_and_consistency(taxonomy) -> None:
     assert np.array_equal(leaves.consistent(leaf_scores), leaf_scores)
 
 
+def test_consistent_predictions_close_the_thresholded_columns(taxonomy) -> None:
+    nodes = LabelSpace(taxonomy, "nodes")
+    scores = np.random.default_rng(1).random((64, nodes.num_labels))
+    thresholds = np.linspace(0.3, 0.7, nodes.num_labels)
+    raw = (scores >= thresholds).astype(np.float32)
+    used, closed = nodes.consistent_predictions(scores, thresholds)
+    assert np.array_equal(used, scores) and np.array_equal(closed, nodes.close(raw))
+    assert bool(nodes.is_consistent(closed).all())
+    leaf_columns = np.isin(nodes.names, taxonomy.leaves)
+    assert np.array_equal(closed[:, leaf_columns], raw[:, leaf_columns])  # fine labels: their own thresholds
+    repaired, picked = nodes.consistent_predictions(torch.as_tensor(scores), thresholds, repair_scores=True)
+    assert torch.equal(repaired, nodes.consistent(torch.as_tensor(scores)))
+    assert bool(nodes.is_consistent(picked).all()) and bool((picked <= torch.as_tensor(closed)).all())
+    leaves = LabelSpace(taxonomy, "leaves")
+    leaf_scores = scores[:, : leaves.num_labels]
+    assert np.array_equal(leaves.consistent_predictions(leaf_scores, 0.5)[1], (leaf_scores >= 0.5).astype(np.float32))
+
+
 def test_similarity_restricted_to_the_columns(taxonomy) -> None:
     leaves = LabelSpace(taxonomy, "leaves")
     similarity = leaves.similarity()

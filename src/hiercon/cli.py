@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top-k", type=int, default=None, help="at most this many labels per input")
     predict.add_argument("--inconsistent", action="store_true", help="skip the hierarchy-consistent decoding")
     predict.add_argument(
+        "--repair-scores",
+        action="store_true",
+        help="cap each label's score by its ancestors' before thresholding (drop a label whose ancestor scores lower)",
+    )
+    predict.add_argument(
         "--max-length",
         type=int,
         default=None,
@@ -103,8 +108,9 @@ def run_evaluate(options: argparse.Namespace) -> int:
     if options.output:
         with open(options.output, "w", encoding="utf-8") as handle:
             json.dump({"metrics": metrics, "per_label": per_label}, handle, indent=2)
-    for key in ("micro_f1", "macro_f1", "map", "hierarchical_f1", "consistency_rate"):
-        print(f"{key}: {metrics[key]:.4f}")
+    for key in ("micro_f1", "macro_f1", "consistent/macro_f1", "map", "hierarchical_f1", "consistency_rate"):
+        if key in metrics:
+            print(f"{key}: {metrics[key]:.4f}")
     return 0
 
 
@@ -112,7 +118,10 @@ def run_predict(options: argparse.Namespace) -> int:
     from hiercon.inference import MultiLabelPredictor
 
     predictor = MultiLabelPredictor.from_pretrained(
-        options.model_dir, consistent=not options.inconsistent, max_length=options.max_length
+        options.model_dir,
+        consistent=not options.inconsistent,
+        max_length=options.max_length,
+        repair_scores=options.repair_scores,
     )
     predictions = predictor(list(options.inputs), top_k=options.top_k)
     for text, labels in zip(options.inputs, predictions):

@@ -41,10 +41,11 @@ def pipeline_task(config: Any) -> str:
 class MultiLabelPredictor:
     """Thresholded, hierarchy-consistent multi-label predictions from a ``transformers`` pipeline.
 
-    Decoding (``consistent=True``, for a classifier over taxonomy nodes): scores are first repaired so
-    that no label scores above its parents (``taxonomy.make_consistent``), then each label is kept when
-    its score reaches its threshold, and the ancestors of every kept label are added (closure), so a
-    prediction is always a set closed under ancestors.
+    Decoding (``consistent=True``, for a classifier over taxonomy nodes): each label is kept when its
+    score reaches its threshold, and the ancestors of every kept label are added (closure), so a
+    prediction is always a set closed under ancestors (:meth:`LabelSpace.consistent_predictions`).
+    With ``repair_scores=True`` the scores are first capped by their ancestors'
+    (``taxonomy.make_consistent``), so a label is also dropped when an ancestor scores below it.
 
     Texts longer than ``max_length`` tokens are truncated; by default ``max_length`` is the limit
     saved with the tokenizer (hiercon saves the training ``max_length`` there), else what the
@@ -52,7 +53,11 @@ class MultiLabelPredictor:
     """
 
     def __init__(
-        self, classifier_pipeline: Any, consistent: bool = True, max_length: int | None = None
+        self,
+        classifier_pipeline: Any,
+        consistent: bool = True,
+        max_length: int | None = None,
+        repair_scores: bool = False,
     ) -> None:
         config = classifier_pipeline.model.config
         if getattr(config, "problem_type", None) != "multi_label_classification":
@@ -67,6 +72,7 @@ class MultiLabelPredictor:
         self.label_space = record.label_space
         self.taxonomy = record.taxonomy
         self.consistent = consistent
+        self.repair_scores = repair_scores
         self.space = LabelSpace.for_names(self.labels, self.taxonomy)
         self.max_length = self._max_length(max_length)
 
@@ -85,6 +91,7 @@ class MultiLabelPredictor:
         device: int | str | torch.device | None = None,
         consistent: bool = True,
         max_length: int | None = None,
+        repair_scores: bool = False,
         **kwargs: Any,
     ) -> MultiLabelPredictor:
         """Load a saved classifier folder (or Hub id) with ``transformers.pipeline`` (no remote code);
@@ -95,14 +102,18 @@ class MultiLabelPredictor:
             )
         task = pipeline_task(AutoConfig.from_pretrained(model_dir))
         classifier = pipeline(task, model=str(model_dir), device=device, **kwargs)
-        return cls(classifier, consistent=consistent, max_length=max_length)
+        return cls(classifier, consistent=consistent, max_length=max_length, repair_scores=repair_scores)
 
     @classmethod
     def from_pipeline(
-        cls, classifier_pipeline: Any, consistent: bool = True, max_length: int | None = None
+        cls,
+        classifier_pipeline: Any,
+        consistent: bool = True,
+        max_length: int | None = None,
+        repair_scores: bool = False,
     ) -> MultiLabelPredictor:
         """Wrap an existing text- or image-classification pipeline."""
-        return cls(classifier_pipeline, consistent=consistent, max_length=max_length)
+        return cls(classifier_pipeline, consistent, max_length, repair_scores)
 
     @property
     def is_hierarchical(self) -> bool:
@@ -147,17 +158,16 @@ class MultiLabelPredictor:
         ]
 
     def decide(self, scores: np.ndarray, consistent: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """``(scores used, bool picks)`` for score rows: consistency repair, thresholds, ancestor closure."""
+        """``(scores used, bool picks)`` for score rows: thresholds and ancestor closure (after the score
+        repair with ``repair_scores``), or thresholds alone when not ``consistent``."""
         consistent = self.consistent if consistent is None else consistent
         scores = np.asarray(scores, dtype=np.float64)
         if scores.ndim != 2 or scores.shape[1] != len(self.labels):
             raise ConfigError(f"scores must have shape [n, {len(self.labels)}], got {scores.shape}")
-        if consistent:
-            scores = self.space.consistent(scores)
-        picked = scores >= self.thresholds
-        if consistent:
-            picked = self.space.close(picked.astype(np.float32)) > 0
-        return scores, picked
+        if not consistent:
+            return scores, scores >= self.thresholds
+        scores, picked = self.space.consistent_predictions(scores, self.thresholds, self.repair_scores)
+        return scores, picked > 0
 
     def __call__(
         self,

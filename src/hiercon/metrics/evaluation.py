@@ -39,6 +39,7 @@ def evaluate_multilabel(
     label_space: LabelSpace | None = None,
     thresholds: Thresholds | ArrayLike = 0.5,
     per_label_f1: bool = False,
+    repair_scores: bool = False,
 ) -> dict[str, float]:
     """Every score of a multi-label classifier, from its scores over the columns of ``label_space``.
 
@@ -49,6 +50,8 @@ def evaluate_multilabel(
         label_space: the columns (a :class:`~hiercon.taxonomy.LabelSpace`); ``None`` means flat labels.
         thresholds: one threshold, or one per column.
         per_label_f1: add ``f1/<column name>`` for every column.
+        repair_scores: the consistent decoding caps scores by their ancestors' first (as
+            ``MultiLabelPredictor(repair_scores=True)`` serves).
 
     Returns:
         Plain floats under these keys (a hierarchy adds the node, level and ``consistent/`` keys):
@@ -67,10 +70,10 @@ def evaluate_multilabel(
         - **hierarchy**: ``hierarchical_precision``, ``hierarchical_recall``, ``hierarchical_f1``
           (Kiritchenko et al., 2005, on ancestor-augmented label sets) and ``consistency_rate`` (share of
           rows whose node predictions hold every ancestor of a predicted node);
-        - **consistent decoding**: every key above prefixed ``consistent/``, scored on
-          :meth:`LabelSpace.consistent` scores (no column above an ancestor column), which is what
-          :class:`~hiercon.inference.MultiLabelPredictor` serves; equal to the raw keys on a ``"leaves"``
-          space.
+        - **consistent decoding**: every key above prefixed ``consistent/``, scored on the predictions
+          of :meth:`LabelSpace.consistent_predictions` (thresholds, then every ancestor of a predicted
+          column switched on), which is what :class:`~hiercon.inference.MultiLabelPredictor` serves;
+          equal to the raw keys on a ``"leaves"`` space, and on the fine labels unless ``repair_scores``.
     """
     score_matrix = as_matrix(scores, "scores")
     space = label_space if label_space is not None else LabelSpace.flat(
@@ -80,14 +83,16 @@ def evaluate_multilabel(
         raise HierconError(f"scores have {score_matrix.shape[1]} columns but the label space has {space.num_labels}")
     truth_columns = _truth_over_columns(truth, space, score_matrix.shape[0])
     limits = resolve_thresholds(thresholds, space.num_labels)
-    results = _decoded_metrics(score_matrix, truth_columns, limits, space)
+    predictions = (score_matrix >= limits[None, :]).astype(np.int64)
+    results = _decoded_metrics(score_matrix, predictions, truth_columns, space)
     if per_label_f1:
-        predictions = (score_matrix >= limits[None, :]).astype(np.int64)
         values = f1_score(truth_columns, predictions, average=None, zero_division=0)
         results.update({f"f1/{name}": float(value) for name, value in zip(space.names, values)})
     if not space.is_flat:
-        repaired = np.asarray(space.consistent(score_matrix), dtype=np.float64)
-        consistent = _decoded_metrics(repaired, truth_columns, limits, space)
+        used, decoded = space.consistent_predictions(score_matrix, limits, repair_scores)
+        consistent = _decoded_metrics(
+            np.asarray(used, dtype=np.float64), np.asarray(decoded).astype(np.int64), truth_columns, space
+        )
         results.update({CONSISTENT_PREFIX + key: value for key, value in consistent.items()})
     return results
 
@@ -101,10 +106,9 @@ def _truth_over_columns(truth: ArrayLike, space: LabelSpace, rows: int) -> np.nd
 
 
 def _decoded_metrics(
-    scores: np.ndarray, truth: np.ndarray, limits: np.ndarray, space: LabelSpace
+    scores: np.ndarray, predictions: np.ndarray, truth: np.ndarray, space: LabelSpace
 ) -> dict[str, float]:
-    """The fine-label, node, level and hierarchical scores of one set of scores."""
-    predictions = (scores >= limits[None, :]).astype(np.int64)
+    """The fine-label, node, level and hierarchical scores of one set of scores and its predictions."""
     fine = fine_columns(space)
     results = prediction_metrics(truth[:, fine], predictions[:, fine], scores[:, fine])
     if space.is_flat:

@@ -387,6 +387,25 @@ class LabelSpace:
             return _back(values, as_numpy)
         return _back(self.taxonomy.make_consistent(values), as_numpy)
 
+    def consistent_predictions(
+        self, scores: Any, thresholds: Any, repair_scores: bool = False
+    ) -> tuple[Any, Any]:
+        """Hierarchy-consistent decoding: ``(scores used, 0/1 predictions)`` over the columns.
+
+        A column is predicted when its score reaches its threshold (one per column, or one for all),
+        then every ancestor of a predicted column is switched on (:meth:`close`): no prediction holds a
+        label without its ancestors, and a fine label is kept exactly when it clears its own threshold.
+        With ``repair_scores`` the scores are first capped by their ancestors' (:meth:`consistent`), so
+        a fine label is also dropped when an ancestor scores below it.
+        """
+        values, as_numpy = _to_tensor(scores)
+        self._check_width(values, (self.num_labels,), "consistent_predictions")
+        if repair_scores:
+            values = self.consistent(values)
+        limits = torch.as_tensor(np.asarray(thresholds), dtype=values.dtype, device=values.device)
+        predictions = self.close((values >= limits).float())
+        return _back(values, as_numpy), _back(predictions, as_numpy)
+
     def is_consistent(self, multi_hot: Any) -> Any:
         """Bool per row: no column is on without its ancestors (always true on the leaves)."""
         values, as_numpy = _to_tensor(multi_hot)
