@@ -43,6 +43,7 @@ def test_head_mode_fits_the_head_and_the_baseline_gets_the_same_passes(tmp_path)
     assert stage2["head_fit"]["converged"] is True
     rule = hiercon["threshold_rule"]
     assert rule["min_positives"] == 5 and rule["fallback"] == "level" and rule["split"] == "validation"
+    assert rule["shrinkage"] == 5.0 and "with weight 5 / (n + 5)" in card and "| threshold_shrinkage | 5.0" in card
     assert "fewer than 5 positives" in card and "| mode | head |" in card and "| head_l2 | 3.0" in card
     assert "| head_class_weight | balanced" in card and stage2["head_class_weight"] == "balanced"
     assert "contrastive_weight" not in card and "head_fit.converged" in card
@@ -84,7 +85,7 @@ def test_joint_mode_refuses_cluster_fed_losses(tmp_path):
 
 
 def test_recipe_defaults_are_the_trainers():
-    from hiercon.metrics.thresholds import DEFAULT_MIN_POSITIVES
+    from hiercon.metrics.thresholds import DEFAULT_MIN_POSITIVES, DEFAULT_SHRINKAGE
     from hiercon.training.head_fit import DEFAULT_HEAD_CLASS_WEIGHT, DEFAULT_HEAD_L2
     from hiercon.training.joint_trainer import DEFAULT_CONTRASTIVE_WEIGHT
 
@@ -93,3 +94,4 @@ def test_recipe_defaults_are_the_trainers():
     assert stage2.head_class_weight == DEFAULT_HEAD_CLASS_WEIGHT
     assert stage2.contrastive_weight == DEFAULT_CONTRASTIVE_WEIGHT
     assert stage2.threshold_min_positives == DEFAULT_MIN_POSITIVES
+    assert stage2.threshold_shrinkage == DEFAULT_SHRINKAGE

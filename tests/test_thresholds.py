@@ -8,6 +8,7 @@ import pytest
 from hiercon.errors import HierconError
 from hiercon.metrics.thresholds import (
     DEFAULT_MIN_POSITIVES,
+    DEFAULT_SHRINKAGE,
     describe_threshold_rule,
     tune_thresholds,
     tune_thresholds_with_fallback,
@@ -73,6 +74,32 @@ def test_a_group_without_enough_positives_falls_back_to_all_labels_then_to_the_d
     assert tuned.sources == ("own", "pooled")
     empty = tune_thresholds_with_fallback(np.zeros((10, 2)), np.full((10, 2), 0.7), default=0.35)
     assert empty.sources == ("default", "default") and empty.thresholds.tolist() == [0.35, 0.35]
+
+
+def test_shrinkage_pulls_an_own_threshold_toward_the_pooled_one_by_its_positives():
+    rng = np.random.default_rng(4)
+    frequent = [_separable(rng, 500, 0.4, 0.1, 0.6) for _ in range(2)]
+    truth = np.stack([t for t, _ in frequent], axis=1)
+    scores = np.stack([s for _, s in frequent], axis=1)
+    # A label with 6 positives whose own F1 curve is flat from 0.12 to 0.9: its lower median is low.
+    few = np.zeros(500)
+    few[:6] = 1
+    few_scores = 0.1 * rng.random(500)
+    few_scores[:6] = 0.9 + 0.05 * rng.random(6)
+    truth, scores = np.column_stack([truth, few]), np.column_stack([scores, few_scores])
+    plain = tune_thresholds_with_fallback(truth, scores)
+    shrunk = tune_thresholds_with_fallback(truth, scores, shrinkage=DEFAULT_SHRINKAGE)
+    pooled, own, n = plain.rule["pooled_threshold"], plain.thresholds, plain.positives
+    assert plain.sources == shrunk.sources == ("own", "own", "own") and n[2] == 6
+    expected = (n * own + DEFAULT_SHRINKAGE * pooled) / (n + DEFAULT_SHRINKAGE)
+    assert np.allclose(shrunk.thresholds, expected)
+    # the rare label moves 5/11 of the way; the frequent ones (about 200 positives) barely move
+    assert abs(shrunk.thresholds[2] - own[2]) == pytest.approx(5 / 11 * abs(pooled - own[2]))
+    assert np.all(np.abs(shrunk.thresholds[:2] - own[:2]) <= 5 / 150 * np.abs(pooled - own[:2]) + 1e-12)
+    assert shrunk.rule["shrinkage"] == DEFAULT_SHRINKAGE and plain.rule["shrinkage"] == 0
+    assert "shrunk toward that pooled threshold with weight 5 / (n + 5)" in describe_threshold_rule(shrunk.rule)
+    with pytest.raises(HierconError, match="shrinkage must be >= 0"):
+        tune_thresholds(truth, scores, shrinkage=-1)
 
 
 def test_rule_is_described_and_inputs_are_checked():

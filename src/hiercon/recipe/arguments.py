@@ -448,6 +448,13 @@ class Stage2Arguments(StageSection):
             "pooled (level) or of all labels pooled (global)."
         },
     )
+    threshold_shrinkage: float = field(
+        default=5.0,
+        metadata={
+            "help": "Pseudo-count of that pooled threshold in a label's own: (n t_own + k t_pooled) / (n + k) "
+            "for a label with n validation positives; 0 keeps its own threshold."
+        },
+    )
     threshold: float = field(default=0.5, metadata={"help": "Decision threshold when not tuning."})
     training_args: dict[str, Any] = field(
         default_factory=dict, metadata={"help": "transformers.TrainingArguments of this stage."}
@@ -472,6 +479,10 @@ class Stage2Arguments(StageSection):
         _require(
             self.threshold_min_positives >= 0,
             f"stage2.threshold_min_positives must be >= 0, got {self.threshold_min_positives}",
+        )
+        _require(
+            self.threshold_shrinkage >= 0,
+            f"stage2.threshold_shrinkage must be >= 0, got {self.threshold_shrinkage}",
         )
         self._check_schedule()
 

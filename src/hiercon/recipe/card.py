@@ -40,6 +40,7 @@ STAGE2_KEYS = (
     "tune_thresholds",
     "threshold_min_positives",
     "threshold_fallback",
+    "threshold_shrinkage",
 )
 # Settings that only apply in some stage-2 modes.
 MODE_KEYS = {

@@ -31,8 +31,9 @@ __all__ = [
 
 def set_decision_thresholds(trainer: Any, prepared: Prepared) -> np.ndarray:
     """Per-label thresholds tuned on validation (labels with fewer than ``stage2.threshold_min_positives``
-    positives take the ``stage2.threshold_fallback`` pooled one), or the fixed threshold, stored in the
-    model config with their rule."""
+    positives take the ``stage2.threshold_fallback`` pooled one, and the others are shrunk toward it with
+    pseudo-count ``stage2.threshold_shrinkage``), or the fixed threshold, stored in the model config with
+    their rule."""
     from hiercon.modeling.classifier import set_thresholds
     from hiercon.training.classifier_trainer import classifier_config
 
@@ -43,6 +44,7 @@ def set_decision_thresholds(trainer: Any, prepared: Prepared) -> np.ndarray:
             min_positives=stage2.threshold_min_positives,
             fallback_pool=stage2.threshold_fallback,
             split="validation",
+            shrinkage=stage2.threshold_shrinkage,
         )
         return np.asarray(thresholds)
     thresholds = [stage2.threshold] * prepared.data.label_space.num_labels

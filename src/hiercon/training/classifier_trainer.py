@@ -28,6 +28,7 @@ from hiercon.losses.classification import MultiLabelLoss, build_objective, taxon
 from hiercon.metrics.thresholds import (
     DEFAULT_GRID,
     DEFAULT_MIN_POSITIVES,
+    DEFAULT_SHRINKAGE,
     FALLBACKS,
     tune_thresholds_with_fallback,
 )
@@ -302,6 +303,7 @@ class ClassifierTrainer(ClassifierCardMixin, LossPartsLogging, DatasetOrderEvalu
         min_positives: int = DEFAULT_MIN_POSITIVES,
         fallback_pool: str = "level",
         split: str | None = None,
+        shrinkage: float = DEFAULT_SHRINKAGE,
     ) -> np.ndarray:
         """Tune per-label thresholds for F1 on ``eval_dataset`` (default: the trainer's eval dataset),
         store them in ``config.hiercon["thresholds"]`` with their rule (``"threshold_rule"``) and return them.
@@ -310,7 +312,8 @@ class ClassifierTrainer(ClassifierCardMixin, LossPartsLogging, DatasetOrderEvalu
         threshold of its taxonomy level pooled (``fallback_pool="level"``; all labels when the level has too
         few positives, and for flat labels) or of all labels pooled (``"global"``); ``fallback`` when no
         pooled label has a positive (see :func:`~hiercon.metrics.thresholds.tune_thresholds_with_fallback`).
-        ``split`` names the dataset in the rule.
+        A label's own threshold is shrunk toward that pooled threshold with pseudo-count ``shrinkage``
+        (0: not shrunk). ``split`` names the dataset in the rule.
         """
         if fallback_pool not in FALLBACKS:
             raise ConfigError(f"fallback_pool must be one of {FALLBACKS}, got {fallback_pool!r}")
@@ -321,7 +324,7 @@ class ClassifierTrainer(ClassifierCardMixin, LossPartsLogging, DatasetOrderEvalu
         if label_ids is None:
             raise ConfigError("the evaluation dataset has no labels to tune thresholds on")
         groups = self.label_levels() if fallback_pool == "level" else None
-        tuned = tune_thresholds_with_fallback(label_ids, scores, grid, fallback, min_positives, groups)
+        tuned = tune_thresholds_with_fallback(label_ids, scores, grid, fallback, min_positives, groups, shrinkage)
         rule = {**tuned.rule, "fallback": fallback_pool, **({"split": split} if split else {})}
         set_thresholds(classifier_config(self.model), tuned.thresholds.tolist(), rule)
         return tuned.thresholds
