@@ -3,7 +3,8 @@
 The data come from the recipe's own loader (``hiercon.recipe.data.load_recipe_data`` with the
 config's subsets and seed), the model is SetFit's contrastive pair fine-tuning of the same encoder
 followed by its one-vs-rest logistic-regression head on the fine labels (the taxonomy's leaves),
-thresholds are tuned on the recipe's validation rows by ``hiercon.metrics.tune_thresholds`` and the
+thresholds are tuned on the recipe's validation rows by ``hiercon.metrics.tune_thresholds`` with the recipe's
+rule (``stage2.threshold_min_positives`` and ``stage2.threshold_shrinkage``) and the
 test split is scored by ``hiercon.metrics.evaluate_multilabel``, as ``hiercon train`` scores itself.
 Two budgets:
 
@@ -80,7 +81,9 @@ def main() -> None:
         seconds = time.perf_counter() - start
         dev_scores = np.asarray(model.predict_proba(list(data.validation[column]), as_numpy=True), np.float32)
         test_scores = np.asarray(model.predict_proba(list(data.test[column]), as_numpy=True), np.float32)
-        thresholds = tune_thresholds(leaf_targets(data.validation, leaves), dev_scores)
+        thresholds = tune_thresholds(leaf_targets(data.validation, leaves), dev_scores,
+                                     min_positives=args.stage2.threshold_min_positives,
+                                     shrinkage=args.stage2.threshold_shrinkage)
         metrics = evaluate_multilabel(test_scores, np.asarray(data.test[LABELS], np.float32), leaves, thresholds)
         name = f"setfit_{options.budget}"
         record = {"name": name, "seed": seed, "seconds": seconds, "overrides": overrides,
