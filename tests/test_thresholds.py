@@ -22,18 +22,24 @@ def _separable(rng, n, rate, low, high):
     return truth, scores
 
 
+def _with_rare_label(rng, columns, positives, negative_top, positive_low, positive_span=0.0):
+    """The ``columns`` of ``_separable`` plus a last, rare label: ``positives`` positives scored in
+    ``[positive_low, positive_low + positive_span]`` and negatives in ``[0, negative_top]``."""
+    n = len(columns[0][0])
+    truth = np.stack([t for t, _ in columns], axis=1)
+    scores = np.stack([s for _, s in columns], axis=1)
+    rare_truth = np.zeros(n)
+    rare_truth[:positives] = 1
+    rare_scores = negative_top * rng.random(n)
+    rare_scores[:positives] = positive_low + positive_span * rng.random(positives)
+    return np.column_stack([truth, rare_truth]), np.column_stack([scores, rare_scores])
+
+
 def test_a_label_with_one_dev_positive_gets_the_pooled_threshold():
     rng = np.random.default_rng(0)
     columns = [_separable(rng, 300, 0.3, 0.2, 0.6) for _ in range(3)]
-    truth = np.stack([t for t, _ in columns], axis=1)
-    scores = np.stack([s for _, s in columns], axis=1)
     # A rare label: one positive, scored 0.95, above negatives that reach 0.9.
-    rare_truth = np.zeros(300)
-    rare_truth[0] = 1
-    rare_scores = 0.9 * rng.random(300)
-    rare_scores[0] = 0.95
-    truth = np.column_stack([truth, rare_truth])
-    scores = np.column_stack([scores, rare_scores])
+    truth, scores = _with_rare_label(rng, columns, positives=1, negative_top=0.9, positive_low=0.95)
 
     overfit = tune_thresholds(truth, scores, min_positives=1)[3]
     assert overfit > 0.9  # just under the one positive: a threshold that fits that example only
@@ -79,14 +85,8 @@ def test_a_group_without_enough_positives_falls_back_to_all_labels_then_to_the_d
 def test_shrinkage_pulls_an_own_threshold_toward_the_pooled_one_by_its_positives():
     rng = np.random.default_rng(4)
     frequent = [_separable(rng, 500, 0.4, 0.1, 0.6) for _ in range(2)]
-    truth = np.stack([t for t, _ in frequent], axis=1)
-    scores = np.stack([s for _, s in frequent], axis=1)
-    # A label with 6 positives whose own F1 curve is flat from 0.12 to 0.9: its lower median is low.
-    few = np.zeros(500)
-    few[:6] = 1
-    few_scores = 0.1 * rng.random(500)
-    few_scores[:6] = 0.9 + 0.05 * rng.random(6)
-    truth, scores = np.column_stack([truth, few]), np.column_stack([scores, few_scores])
+    # A label with 6 positives whose own F1 curve is flat from 0.11 to 0.9: its lower median is low.
+    truth, scores = _with_rare_label(rng, frequent, positives=6, negative_top=0.1, positive_low=0.9, positive_span=0.05)
     plain = tune_thresholds_with_fallback(truth, scores)
     shrunk = tune_thresholds_with_fallback(truth, scores, shrinkage=DEFAULT_SHRINKAGE)
     pooled, own, n = plain.rule["pooled_threshold"], plain.thresholds, plain.positives
