@@ -208,15 +208,15 @@ def tune_thresholds_with_fallback(
     everything = np.ones(scores.shape[1], dtype=bool)
     pooled, pooled_f1, pooled_positives = _pooled(true_pos, false_pos, positives, everything, grid)
     pooled_ok = pooled_positives >= max(min_positives, 1) and pooled_f1 > 0
+    overall = (pooled, POOLED) if pooled_ok else (default, DEFAULT)
+    by_group: dict[Any, tuple[float, str]] = {}
+    for group in np.unique(groups) if groups is not None else ():
+        value, f1, count = _pooled(true_pos, false_pos, positives, groups == group, grid)
+        by_group[group] = (value, GROUP) if count >= max(min_positives, 1) and f1 > 0 else overall
     thresholds = np.empty(scores.shape[1])
     sources: list[str] = []
     for label in range(scores.shape[1]):
-        fallback, source = (pooled, POOLED) if pooled_ok else (default, DEFAULT)
-        if groups is not None:
-            members = groups == groups[label]
-            value, f1, count = _pooled(true_pos, false_pos, positives, members, grid)
-            if count >= max(min_positives, 1) and f1 > 0:
-                fallback, source = value, GROUP
+        fallback, source = by_group[groups[label]] if groups is not None else overall
         if positives[label] >= max(min_positives, 1) and own_f1[label] > 0:
             weight = positives[label] / (positives[label] + shrinkage)
             thresholds[label], source = weight * own[label] + (1 - weight) * fallback, OWN
